@@ -1,0 +1,110 @@
+// Incremental parser of the compressed protocol: outer 7-byte frames, and the MySQL packets inside
+// them.
+#include "common/compressed_framer.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "common/wire.h"
+
+namespace sluice {
+
+using Kind = CompressedFramer::Event::Kind;
+
+CompressedFramer::CompressedFramer() {
+  z_ready_ = inflateInit(&z_) == Z_OK;
+}
+
+CompressedFramer::~CompressedFramer() {
+  if (z_ready_) inflateEnd(&z_);
+}
+
+CompressedFramer::Event CompressedFramer::next(const std::uint8_t* data, std::size_t len) {
+  if (scratch_pos_ < scratch_len_) return step_scratch();
+  if (frame_open_ && outer_left_ == 0 && !draining_) return finish_frame();
+  if (draining_) return step_payload(data, 0);
+  if (outer_left_ > 0) return step_payload(data, len);
+  return step_header(data, len);
+}
+
+// Feeds inflated bytes to the inner framer, keeping each packet's first bytes.
+CompressedFramer::Event CompressedFramer::step_scratch() {
+  Event ev;
+  const bool in_payload = inner_.payload_left() > 0;
+  const FrameEvent in = inner_.next(scratch_.data() + scratch_pos_, scratch_len_ - scratch_pos_);
+  if (in_payload && prefix_len_ < kPrefix) {
+    const std::size_t keep = std::min(kPrefix - prefix_len_, in.consumed);
+    std::memcpy(prefix_.data() + prefix_len_, scratch_.data() + scratch_pos_, keep);
+    prefix_len_ += keep;
+  }
+  scratch_pos_ += in.consumed;
+  if (in.kind == FrameEvent::Kind::kHeader && in.first_frame) prefix_len_ = 0;
+  if (in.kind != FrameEvent::Kind::kNeedMore) {
+    ev.kind = Kind::kInner;
+    ev.inner = in;
+  }
+  return ev;
+}
+
+CompressedFramer::Event CompressedFramer::step_payload(const std::uint8_t* data, std::size_t len) {
+  Event ev;
+  const std::size_t take = std::min<std::size_t>(len, outer_left_);
+  if (!compressed_) {
+    // Stored as is: the bytes are the inner stream.
+    const std::size_t n = std::min(take, scratch_.size());
+    std::memcpy(scratch_.data(), data, n);
+    scratch_pos_ = 0;
+    scratch_len_ = n;
+    outer_left_ -= static_cast<std::uint32_t>(n);
+    ev.consumed = n;
+    return ev;
+  }
+  z_.next_in = const_cast<Bytef*>(data);
+  z_.avail_in = static_cast<uInt>(take);
+  z_.next_out = scratch_.data();
+  z_.avail_out = static_cast<uInt>(scratch_.size());
+  const int rc = inflate(&z_, Z_NO_FLUSH);
+  const std::size_t used = take - z_.avail_in;
+  const std::size_t produced = scratch_.size() - z_.avail_out;
+  outer_left_ -= static_cast<std::uint32_t>(used);
+  ev.consumed = used;
+  if ((rc != Z_OK && rc != Z_STREAM_END && rc != Z_BUF_ERROR) || produced > uncomp_left_) {
+    ev.kind = Kind::kError;
+    return ev;
+  }
+  uncomp_left_ -= static_cast<std::uint32_t>(produced);
+  scratch_pos_ = 0;
+  scratch_len_ = produced;
+  // All input taken but output may remain inside zlib: keep draining it.
+  draining_ = outer_left_ == 0 && rc != Z_STREAM_END && uncomp_left_ > 0;
+  if (outer_left_ == 0 && !draining_ && uncomp_left_ != 0) ev.kind = Kind::kError;
+  if (draining_ && produced == 0 && used == 0) ev.kind = Kind::kError;  // no progress possible
+  return ev;
+}
+
+CompressedFramer::Event CompressedFramer::step_header(const std::uint8_t* data, std::size_t len) {
+  Event ev;
+  while (ev.consumed < len && header_have_ < kOuterHeader)
+    header_[header_have_++] = data[ev.consumed++];
+  if (header_have_ < kOuterHeader) return ev;
+  header_have_ = 0;
+  ev.kind = Kind::kOuterHeader;
+  ev.comp_length = wire::le24(header_.data());
+  ev.comp_seq = header_[3];
+  ev.uncomp_length = wire::le24(header_.data() + 4);
+  outer_left_ = ev.comp_length;
+  compressed_ = ev.uncomp_length != 0;
+  uncomp_left_ = ev.uncomp_length;
+  frame_open_ = true;
+  if (compressed_ && (!z_ready_ || inflateReset(&z_) != Z_OK)) ev.kind = Kind::kError;
+  return ev;
+}
+
+CompressedFramer::Event CompressedFramer::finish_frame() {
+  Event ev;
+  frame_open_ = false;
+  ev.kind = Kind::kOuterEnd;
+  return ev;
+}
+
+}  // namespace sluice

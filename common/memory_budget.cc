@@ -1,0 +1,55 @@
+// The global memory_limit: every packet byte sluice holds is reserved here first.
+#include "common/memory_budget.h"
+
+#include <algorithm>
+
+namespace sluice {
+
+bool MemoryBudget::try_add(std::uint64_t n) {
+  std::uint64_t used = used_.load(std::memory_order_relaxed);
+  do {
+    if (used + n > limit_.load(std::memory_order_relaxed)) return false;
+  } while (!used_.compare_exchange_weak(used, used + n, std::memory_order_relaxed));
+  return true;
+}
+
+bool MemoryBudget::reserve(std::uint64_t n, Ticket* ticket) {
+  if (*ticket == 0 && !queued_.load(std::memory_order_relaxed) && try_add(n)) return true;
+  std::lock_guard lock(mu_);
+  if (*ticket == 0) {
+    if (queue_.empty() && try_add(n)) return true;
+    *ticket = next_ticket_++;
+    queue_.push_back(*ticket);
+    queued_.store(true, std::memory_order_relaxed);
+    waits_.fetch_add(1, std::memory_order_relaxed);
+    return false;
+  }
+  // Arrival order: only the oldest waiter may take memory.
+  if (queue_.empty() || queue_.front() != *ticket || !try_add(n)) return false;
+  queue_.pop_front();
+  queued_.store(!queue_.empty(), std::memory_order_relaxed);
+  *ticket = 0;
+  return true;
+}
+
+void MemoryBudget::cancel(Ticket* ticket) {
+  if (*ticket == 0) return;
+  std::lock_guard lock(mu_);
+  auto it = std::find(queue_.begin(), queue_.end(), *ticket);
+  if (it != queue_.end()) queue_.erase(it);
+  queued_.store(!queue_.empty(), std::memory_order_relaxed);
+  *ticket = 0;
+}
+
+bool MemoryBudget::acquire_large_turn(const void* owner) {
+  std::lock_guard lock(mu_);
+  if (large_owner_ == nullptr) large_owner_ = owner;
+  return large_owner_ == owner;
+}
+
+void MemoryBudget::release_large_turn(const void* owner) {
+  std::lock_guard lock(mu_);
+  if (large_owner_ == owner) large_owner_ = nullptr;
+}
+
+}  // namespace sluice

@@ -1,0 +1,59 @@
+// The global memory_limit: every packet byte sluice holds is reserved here first.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <deque>
+#include <mutex>
+
+namespace sluice {
+
+// Shared by all workers. Reservations that fit go through a lock-free fast
+// path; one that does not fit takes a ticket and waits its turn, so waiting
+// packets proceed in arrival order instead of starving each other.
+//
+// Multi-frame packets (logical packets of 16 MiB or more) grow frame by frame
+// and cannot know their final size, so two of them could each hold half the
+// budget and wait for the other forever. Only one multi-frame packet may
+// therefore grow past the first frame at a time: the holder of the "large"
+// turn. Single-frame packets reserve their exact size at their header and
+// never need more, so they cannot deadlock with anyone.
+class MemoryBudget {
+ public:
+  using Ticket = std::uint64_t;  // 0 = none
+
+  explicit MemoryBudget(std::uint64_t limit) : limit_(limit) {}
+
+  std::uint64_t limit() const { return limit_.load(std::memory_order_relaxed); }
+  void set_limit(std::uint64_t limit) { limit_.store(limit, std::memory_order_relaxed); }
+  std::uint64_t used() const { return used_.load(std::memory_order_relaxed); }
+  std::uint64_t waits() const { return waits_.load(std::memory_order_relaxed); }
+
+  // Reserves `n` bytes. `ticket` is the caller's place in the queue (0 if it
+  // has none): on failure the caller gets one and must call again later
+  // (or cancel). Returns true when reserved (the ticket is then cleared).
+  [[nodiscard]] bool reserve(std::uint64_t n, Ticket* ticket);
+  void release(std::uint64_t n) { used_.fetch_sub(n, std::memory_order_relaxed); }
+  // Counts a read paused for a reason other than a failed reserve().
+  void note_wait() { waits_.fetch_add(1, std::memory_order_relaxed); }
+  // Leaves the queue (a session closing while it waits).
+  void cancel(Ticket* ticket);
+
+  // The large turn: true if `owner` holds it or it was free and is now taken.
+  [[nodiscard]] bool acquire_large_turn(const void* owner);
+  void release_large_turn(const void* owner);
+
+ private:
+  bool try_add(std::uint64_t n);
+
+  std::atomic<std::uint64_t> limit_;
+  std::atomic<std::uint64_t> used_{0};
+  std::atomic<std::uint64_t> waits_{0};
+  std::atomic<bool> queued_{false};  // fast-path hint: someone is waiting
+  std::mutex mu_;
+  std::deque<Ticket> queue_;           // guarded by mu_
+  Ticket next_ticket_ = 1;             // guarded by mu_
+  const void* large_owner_ = nullptr;  // guarded by mu_
+};
+
+}  // namespace sluice

@@ -1,0 +1,52 @@
+// MemoryBudget: limit, arrival-order waiting, the multi-frame turn.
+#include <doctest/doctest.h>
+
+#include "common/memory_budget.h"
+
+namespace sluice {
+namespace {
+
+TEST_CASE("memory budget: reserves up to the limit, then queues in arrival order") {
+  MemoryBudget b(100);
+  MemoryBudget::Ticket none = 0;
+  CHECK(b.reserve(60, &none));
+  MemoryBudget::Ticket first = 0;
+  MemoryBudget::Ticket second = 0;
+  CHECK_FALSE(b.reserve(50, &first));
+  CHECK(first != 0);
+  CHECK_FALSE(b.reserve(10, &second));  // would fit, but must not overtake `first`
+  CHECK(b.waits() == 2);
+  b.release(60);
+  CHECK_FALSE(b.reserve(10, &second));  // still behind `first`
+  CHECK(b.reserve(50, &first));
+  CHECK(first == 0);
+  CHECK(b.reserve(10, &second));
+  CHECK(b.used() == 60);
+}
+
+TEST_CASE("memory budget: a cancelled waiter leaves the queue") {
+  MemoryBudget b(10);
+  MemoryBudget::Ticket t0 = 0;
+  MemoryBudget::Ticket t1 = 0;
+  MemoryBudget::Ticket t2 = 0;
+  CHECK(b.reserve(10, &t0));
+  CHECK_FALSE(b.reserve(5, &t1));
+  CHECK_FALSE(b.reserve(5, &t2));
+  b.cancel(&t1);
+  b.release(10);
+  CHECK(b.reserve(5, &t2));
+}
+
+TEST_CASE("memory budget: one multi-frame packet grows at a time") {
+  MemoryBudget b(1 << 30);
+  int a = 0;
+  int c = 0;
+  CHECK(b.acquire_large_turn(&a));
+  CHECK(b.acquire_large_turn(&a));
+  CHECK_FALSE(b.acquire_large_turn(&c));
+  b.release_large_turn(&a);
+  CHECK(b.acquire_large_turn(&c));
+}
+
+}  // namespace
+}  // namespace sluice
