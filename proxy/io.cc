@@ -1,0 +1,113 @@
+// The only place that calls readv/writev/accept4/connect: EINTR retry budget, counting, errno
+// mapping.
+#include "proxy/io.h"
+
+#include <cerrno>
+
+namespace sluice {
+namespace {
+
+class RealSyscalls final : public Syscalls {
+ public:
+  ssize_t readv(int fd, const iovec* iov, int count) override { return ::readv(fd, iov, count); }
+  ssize_t writev(int fd, const iovec* iov, int count) override { return ::writev(fd, iov, count); }
+  int accept4(int fd, sockaddr* addr, socklen_t* len, int flags) override {
+    return ::accept4(fd, addr, len, flags);
+  }
+  int connect(int fd, const sockaddr* addr, socklen_t len) override {
+    return ::connect(fd, addr, len);
+  }
+};
+
+bool would_block(int e) {
+  return e == EAGAIN || e == EWOULDBLOCK;
+}
+
+// Runs `call` until it returns something other than EINTR or the budget is
+// spent. `classify(ret, errno)` turns a non-EINTR outcome into an IoResult.
+template <typename Call, typename Classify>
+IoResult with_retries(std::uint32_t budget, Call call, Classify classify) {
+  std::uint32_t retries = 0;
+  for (;;) {
+    const auto ret = call(retries);
+    const int e = errno;
+    if (!(ret < 0 && e == EINTR)) {
+      IoResult r = classify(ret, e);
+      r.retries = retries;
+      return r;
+    }
+    if (retries == budget) {
+      IoResult r{IoStatus::kExhausted};
+      r.error = EINTR;
+      r.retries = retries;
+      return r;
+    }
+    ++retries;
+  }
+}
+
+IoResult transfer_result(ssize_t ret, int e, bool is_read) {
+  if (ret > 0) return {IoStatus::kOk, static_cast<std::size_t>(ret)};
+  if (ret == 0) return {is_read ? IoStatus::kEof : IoStatus::kOk, 0};
+  if (would_block(e)) return {IoStatus::kWouldBlock};
+  IoResult r{IoStatus::kError};
+  r.error = e;
+  return r;
+}
+
+}  // namespace
+
+Syscalls& real_syscalls() {
+  static RealSyscalls real;
+  return real;
+}
+
+IoResult Io::read(int fd, const iovec* iov, int count) {
+  return with_retries(
+      budget_, [&](std::uint32_t) { return sys_->readv(fd, iov, count); },
+      [](ssize_t ret, int e) { return transfer_result(ret, e, true); });
+}
+
+IoResult Io::write(int fd, const iovec* iov, int count) {
+  return with_retries(
+      budget_, [&](std::uint32_t) { return sys_->writev(fd, iov, count); },
+      [](ssize_t ret, int e) { return transfer_result(ret, e, false); });
+}
+
+IoResult Io::accept(int listen_fd) {
+  return with_retries(
+      budget_,
+      [&](std::uint32_t) {
+        return sys_->accept4(listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+      },
+      [](int ret, int e) {
+        IoResult r;
+        if (ret >= 0) {
+          r.fd = ret;
+        } else if (would_block(e)) {
+          r.status = IoStatus::kWouldBlock;
+        } else {
+          r.status = IoStatus::kError;
+          r.error = e;
+        }
+        return r;
+      });
+}
+
+IoResult Io::connect(int fd, const sockaddr* addr, socklen_t len) {
+  return with_retries(
+      budget_, [&](std::uint32_t) { return sys_->connect(fd, addr, len); },
+      [](int ret, int e) {
+        IoResult r;
+        if (ret == 0 || e == EISCONN) return r;
+        if (e == EINPROGRESS || e == EALREADY) {
+          r.status = IoStatus::kInProgress;
+        } else {
+          r.status = IoStatus::kError;
+          r.error = e;
+        }
+        return r;
+      });
+}
+
+}  // namespace sluice

@@ -1,0 +1,68 @@
+// The only place that calls readv/writev/accept4/connect: EINTR retry budget, counting, errno
+// mapping.
+#pragma once
+
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+#include <cstddef>
+#include <cstdint>
+
+namespace sluice {
+
+// The raw system calls, behind an interface so tests can inject EINTR,
+// EAGAIN, short transfers and errors deterministically. Each returns what the
+// system call returns and leaves the error in errno.
+class Syscalls {
+ public:
+  virtual ~Syscalls() = default;
+  virtual ssize_t readv(int fd, const iovec* iov, int count) = 0;
+  virtual ssize_t writev(int fd, const iovec* iov, int count) = 0;
+  virtual int accept4(int fd, sockaddr* addr, socklen_t* len, int flags) = 0;
+  virtual int connect(int fd, const sockaddr* addr, socklen_t len) = 0;
+};
+
+// The process's real system calls.
+Syscalls& real_syscalls();
+
+enum class IoStatus : std::uint8_t {
+  kOk,          // `bytes` transferred (accept: `fd` is the new socket)
+  kWouldBlock,  // EAGAIN: wait for readiness; not a retry
+  kInProgress,  // connect: the attempt is under way (EINPROGRESS/EALREADY)
+  kEof,         // read: the peer closed its side
+  kError,       // failed with `error`
+  kExhausted,   // interrupted by EINTR more than the retry budget allows
+};
+
+struct IoResult {
+  IoStatus status = IoStatus::kOk;
+  std::size_t bytes = 0;
+  int fd = -1;                // accept only
+  int error = 0;              // errno for kError
+  std::uint32_t retries = 0;  // EINTR retries made (each one counted once)
+};
+
+// Calls the syscalls with a budget of `retry_budget` consecutive EINTR
+// retries per call: the call is made once, then retried after each EINTR
+// until it returns something else or the budget is spent (kExhausted).
+class Io {
+ public:
+  Io(Syscalls& sys, std::uint32_t retry_budget) : sys_(&sys), budget_(retry_budget) {}
+  void set_retry_budget(std::uint32_t budget) { budget_ = budget; }
+  std::uint32_t retry_budget() const { return budget_; }
+
+  [[nodiscard]] IoResult read(int fd, const iovec* iov, int count);
+  [[nodiscard]] IoResult write(int fd, const iovec* iov, int count);
+  [[nodiscard]] IoResult accept(int listen_fd);
+  // A non-blocking connect: kOk (connected at once), kInProgress, or kError.
+  // Called again after EINTR, where EALREADY/EINPROGRESS mean under way and
+  // EISCONN means done.
+  [[nodiscard]] IoResult connect(int fd, const sockaddr* addr, socklen_t len);
+
+ private:
+  Syscalls* sys_;
+  std::uint32_t budget_;
+};
+
+}  // namespace sluice

@@ -1,0 +1,269 @@
+// The Prometheus view: sums every worker's stats at scrape time and serves them over HTTP.
+#include "proxy/metrics.h"
+
+#include <fstream>
+#include <limits>
+#include <stdexcept>
+
+namespace sluice {
+namespace {
+
+using prometheus::ClientMetric;
+using prometheus::MetricFamily;
+
+ClientMetric::Label label(std::string_view name, std::string_view value) {
+  return {std::string(name), std::string(value)};
+}
+
+ClientMetric counter(std::vector<ClientMetric::Label> labels, double value) {
+  ClientMetric m;
+  m.label = std::move(labels);
+  m.counter.value = value;
+  return m;
+}
+
+ClientMetric gauge(std::vector<ClientMetric::Label> labels, double value) {
+  ClientMetric m;
+  m.label = std::move(labels);
+  m.gauge.value = value;
+  return m;
+}
+
+// Sums one histogram across workers; `pick` selects it from a ListenerStats.
+template <std::size_t N, typename Pick>
+ClientMetric histogram(const std::vector<const WorkerStats*>& workers, std::size_t listener,
+                       const std::array<double, N>& bounds, Pick pick,
+                       std::vector<ClientMetric::Label> labels) {
+  ClientMetric m;
+  m.label = std::move(labels);
+  std::array<std::uint64_t, N + 1> counts{};
+  double sum = 0;
+  for (const WorkerStats* w : workers) {
+    const auto& h = pick(w->listeners[listener]);
+    for (std::size_t i = 0; i <= N; ++i) counts[i] += h.bucket(i);
+    sum += h.sum();
+  }
+  std::uint64_t cumulative = 0;
+  for (std::size_t i = 0; i <= N; ++i) {
+    cumulative += counts[i];
+    const double bound = i < N ? bounds[i] : std::numeric_limits<double>::infinity();
+    m.histogram.bucket.push_back({cumulative, bound});
+  }
+  m.histogram.sample_count = cumulative;
+  m.histogram.sample_sum = sum;
+  return m;
+}
+
+template <typename Pick>
+double sum_counter(const std::vector<const WorkerStats*>& workers, std::size_t listener,
+                   Pick pick) {
+  double total = 0;
+  for (const WorkerStats* w : workers) total += static_cast<double>(pick(w->listeners[listener]));
+  return total;
+}
+
+prometheus::MetricType prom_type(MetricType t) {
+  switch (t) {
+    case MetricType::kCounter:
+      return prometheus::MetricType::Counter;
+    case MetricType::kGauge:
+      return prometheus::MetricType::Gauge;
+    case MetricType::kHistogram:
+      return prometheus::MetricType::Histogram;
+  }
+  return prometheus::MetricType::Untyped;
+}
+
+}  // namespace
+
+MetricsCollector::MetricsCollector(std::vector<std::string> listener_names,
+                                   const MemoryBudget& budget, const GlobalStats& globals)
+    : listener_names_(std::move(listener_names)), budget_(budget), globals_(globals) {}
+
+MetricFamily MetricsCollector::family(const MetricDef& def) const {
+  MetricFamily f;
+  f.name = std::string(def.name);
+  f.help = std::string(def.help);
+  f.type = prom_type(def.type);
+  return f;
+}
+
+std::vector<MetricFamily> MetricsCollector::Collect() const {
+  std::vector<MetricFamily> out;
+  for (const MetricDef& def : metric_table()) {
+    MetricFamily f = family(def);
+    switch (def.id) {
+      case MetricId::kBuildInfo:
+        f.metric.push_back(gauge({label("version", SLUICE_VERSION)}, 1));
+        break;
+      case MetricId::kBufferedBytes:
+        f.metric.push_back(gauge({}, static_cast<double>(budget_.used())));
+        break;
+      case MetricId::kMemoryLimitWaits:
+        f.metric.push_back(counter({}, static_cast<double>(budget_.waits())));
+        break;
+      case MetricId::kConfigReloads:
+        f.metric.push_back(
+            counter({label("result", "ok")}, static_cast<double>(globals_.reloads_ok)));
+        f.metric.push_back(
+            counter({label("result", "failed")}, static_cast<double>(globals_.reloads_failed)));
+        break;
+      default:
+        for (std::size_t l = 0; l < listener_names_.size(); ++l) collect_listener(def.id, l, f);
+    }
+    out.push_back(std::move(f));
+  }
+  return out;
+}
+
+void MetricsCollector::collect_listener(MetricId id, std::size_t l, MetricFamily& f) const {
+  const auto& w = workers_;
+  const auto lis = label("listener", listener_names_[l]);
+  auto by_name = [&](auto names, std::string_view key, auto pick) {
+    for (std::size_t i = 0; i < names.size(); ++i) {
+      const double v = sum_counter(w, l, [&](const ListenerStats& s) { return pick(s, i); });
+      f.metric.push_back(counter({lis, label(key, names[i])}, v));
+    }
+  };
+  switch (id) {
+    case MetricId::kConnectionsTotal:
+      f.metric.push_back(
+          counter({lis}, sum_counter(w, l, [](auto& s) { return s.connections_total.get(); })));
+      break;
+    case MetricId::kConnectionsActive:
+      f.metric.push_back(
+          gauge({lis}, sum_counter(w, l, [](auto& s) { return s.connections_active.get(); })));
+      break;
+    case MetricId::kConnectionsRejected:
+      by_name(kRejectReasonNames, "reason",
+              [](auto& s, std::size_t i) { return s.rejected[i].get(); });
+      break;
+    case MetricId::kUpstreamConnectSeconds:
+      f.metric.push_back(histogram(w, l, kConnectBuckets,
+                                   [](auto& s) -> auto& { return s.upstream_connect; }, {lis}));
+      break;
+    case MetricId::kUpstreamConnectErrors: {
+      std::map<std::string, std::uint64_t> merged;
+      for (const WorkerStats* ws : w) {
+        for (const auto& [upstream, n] : ws->listeners[l].connect_errors()) merged[upstream] += n;
+      }
+      for (const auto& [upstream, n] : merged) {
+        f.metric.push_back(counter({lis, label("upstream", upstream)}, static_cast<double>(n)));
+      }
+      break;
+    }
+    case MetricId::kPackets:
+      by_name(kDirectionNames, "direction",
+              [](auto& s, std::size_t i) { return s.packets[i].get(); });
+      break;
+    case MetricId::kBytes:
+      by_name(kDirectionNames, "direction",
+              [](auto& s, std::size_t i) { return s.bytes[i].get(); });
+      break;
+    case MetricId::kPacketSize:
+      for (std::size_t d = 0; d < 2; ++d) {
+        f.metric.push_back(
+            histogram(w, l, kPacketSizeBuckets, [d](auto& s) -> auto& { return s.packet_size[d]; },
+                      {lis, label("direction", kDirectionNames[d])}));
+      }
+      break;
+    case MetricId::kOversizedPackets:
+      for (std::size_t d = 0; d < 2; ++d) {
+        for (std::size_t a = 0; a < kOversizeActionNames.size(); ++a) {
+          const double v = sum_counter(w, l, [&](auto& s) { return s.oversized[d][a].get(); });
+          f.metric.push_back(counter({lis, label("direction", kDirectionNames[d]),
+                                      label("action", kOversizeActionNames[a])},
+                                     v));
+        }
+      }
+      break;
+    case MetricId::kTimeouts:
+      by_name(kTimeoutKindNames, "kind",
+              [](auto& s, std::size_t i) { return s.timeouts[i].get(); });
+      break;
+    case MetricId::kEintrRetries:
+      by_name(kSysOpNames, "op", [](auto& s, std::size_t i) { return s.eintr_retries[i].get(); });
+      break;
+    case MetricId::kIoErrors:
+      by_name(kSysOpNames, "op", [](auto& s, std::size_t i) { return s.io_errors[i].get(); });
+      break;
+    case MetricId::kSequenceErrors:
+      f.metric.push_back(
+          counter({lis}, sum_counter(w, l, [](auto& s) { return s.sequence_errors.get(); })));
+      break;
+    case MetricId::kCommands:
+      for (std::size_t c = 0; c < kCommandLabelCount; ++c) {
+        const double v = sum_counter(w, l, [c](auto& s) { return s.commands[c].get(); });
+        f.metric.push_back(counter({lis, label("command", command_label(c))}, v));
+      }
+      break;
+    case MetricId::kCommandDuration:
+      for (std::size_t c = 0; c < kCommandLabelCount; ++c) {
+        f.metric.push_back(histogram(
+            w, l, kDurationBuckets, [c](auto& s) -> auto& { return s.command_duration[c]; },
+            {lis, label("command", command_label(c))}));
+      }
+      break;
+    case MetricId::kTrackerLost:
+      f.metric.push_back(
+          counter({lis}, sum_counter(w, l, [](auto& s) { return s.tracker_lost.get(); })));
+      break;
+    case MetricId::kTlsSessions:
+      by_name(kTlsModeNames, "mode",
+              [](auto& s, std::size_t i) { return s.tls_sessions[i].get(); });
+      break;
+    case MetricId::kCompressedSessions:
+      f.metric.push_back(
+          counter({lis}, sum_counter(w, l, [](auto& s) { return s.compressed_sessions.get(); })));
+      break;
+    default:
+      break;
+  }
+}
+
+void ListenerStats::count_connect_error(const std::string& upstream) {
+  std::lock_guard lock(errors_mu_);
+  ++connect_errors_[upstream];
+}
+
+void ListenerStats::seed_upstream(const std::string& upstream) {
+  std::lock_guard lock(errors_mu_);
+  connect_errors_.try_emplace(upstream, 0);
+}
+
+std::map<std::string, std::uint64_t> ListenerStats::connect_errors() const {
+  std::lock_guard lock(errors_mu_);
+  return connect_errors_;
+}
+
+namespace {
+
+std::string read_first_line(const std::string& path) {
+  std::ifstream in(path);
+  std::string line;
+  if (!in || !std::getline(in, line)) throw std::runtime_error("cannot read " + path);
+  while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
+  return line;
+}
+
+}  // namespace
+
+MetricsServer::MetricsServer(const MetricsConfig& config,
+                             std::shared_ptr<MetricsCollector> collector)
+    : collector_(std::move(collector)) {
+  exposer_ = std::make_unique<prometheus::Exposer>(config.listen.text(), 2);
+  if (!config.username.empty()) {
+    const std::string user = config.username;
+    const std::string password = read_first_line(config.password_file);
+    exposer_->RegisterAuth(
+        [user, password](const std::string& u, const std::string& p) {
+          return u == user && p == password;
+        },
+        "sluice", config.path);
+  }
+  exposer_->RegisterCollectable(collector_, config.path);
+}
+
+MetricsServer::~MetricsServer() = default;
+
+}  // namespace sluice

@@ -1,0 +1,221 @@
+// The process: workers, the metrics endpoint, signals (drain on TERM/INT, reload on HUP).
+#include "proxy/server.h"
+
+#include <sys/resource.h>
+#include <uv.h>
+
+#include <csignal>
+#include <memory>
+#include <thread>
+
+#include "proxy/log.h"
+#include "proxy/metrics.h"
+#include "proxy/runtime_config.h"
+#include "proxy/worker.h"
+
+namespace sluice {
+namespace {
+
+// Up to the hard limit: every session needs two descriptors.
+void raise_fd_limit() {
+  rlimit rl{};
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+  }
+}
+
+unsigned worker_count(const Config& c) {
+  if (c.workers != 0) return c.workers;
+  const unsigned n = std::thread::hardware_concurrency();
+  return n == 0 ? 1 : n;
+}
+
+// What a reload cannot change without a restart.
+std::vector<std::string> restart_only_changes(const Config& old_c, const Config& new_c) {
+  std::vector<std::string> out;
+  if (old_c.workers != new_c.workers) out.push_back("workers");
+  if (!(old_c.metrics.listen == new_c.metrics.listen)) out.push_back("metrics.listen");
+  if (old_c.listeners.size() != new_c.listeners.size()) {
+    out.push_back("listeners (count)");
+    return out;
+  }
+  for (std::size_t i = 0; i < old_c.listeners.size(); ++i) {
+    const std::string key = "listeners[" + std::to_string(i) + "]";
+    if (!(old_c.listeners[i].listen == new_c.listeners[i].listen)) out.push_back(key + ".listen");
+    if (old_c.listeners[i].name != new_c.listeners[i].name) out.push_back(key + ".name");
+  }
+  return out;
+}
+
+class Server {
+ public:
+  Server(const ServerOptions& options, std::shared_ptr<const RuntimeConfig> config)
+      : options_(options), config_(std::move(config)), budget_(config_->config.memory_limit) {}
+
+  int run();
+
+ private:
+  void on_signal(int signum);
+  void reload();
+  void drain();
+  void on_worker_exit();
+
+  const ServerOptions& options_;
+  std::shared_ptr<const RuntimeConfig> config_;
+  MemoryBudget budget_;
+  GlobalStats globals_;
+  std::vector<ListenerShared> shared_{config_->config.listeners.size()};
+  std::vector<std::unique_ptr<Worker>> workers_;
+  std::unique_ptr<MetricsServer> metrics_;
+  uv_loop_t* loop_ = uv_default_loop();
+  uv_signal_t sigterm_{}, sigint_{}, sighup_{};
+  uv_async_t worker_exit_{};
+  uv_timer_t shutdown_timer_{};
+  std::atomic<unsigned> exited_{0};
+  bool draining_ = false;
+};
+
+int Server::run() {
+  const Config& c = config_->config;
+  for (unsigned i = 0; i < worker_count(c); ++i) {
+    workers_.push_back(std::make_unique<Worker>(i, config_, budget_, shared_, real_syscalls()));
+    std::string error;
+    if (!workers_.back()->open_listeners(&error)) {
+      log_event(LogLevel::kError, "listen_failed", field("error", error));
+      return 1;
+    }
+  }
+  std::vector<std::string> names;
+  for (const ListenerConfig& l : c.listeners) names.push_back(l.name);
+  auto collector = std::make_shared<MetricsCollector>(names, budget_, globals_);
+  for (auto& w : workers_) collector->add_worker(&w->stats());
+  try {
+    metrics_ = std::make_unique<MetricsServer>(c.metrics, collector);
+  } catch (const std::exception& e) {
+    log_event(LogLevel::kError, "metrics_listen_failed", field("address", c.metrics.listen.text()),
+              field("error", e.what()));
+    return 1;
+  }
+
+  uv_async_init(loop_, &worker_exit_,
+                [](uv_async_t* a) { static_cast<Server*>(a->data)->on_worker_exit(); });
+  worker_exit_.data = this;
+  for (uv_signal_t* s : {&sigterm_, &sigint_, &sighup_}) {
+    uv_signal_init(loop_, s);
+    s->data = this;
+  }
+  auto cb = [](uv_signal_t* s, int signum) { static_cast<Server*>(s->data)->on_signal(signum); };
+  uv_signal_start(&sigterm_, cb, SIGTERM);
+  uv_signal_start(&sigint_, cb, SIGINT);
+  uv_signal_start(&sighup_, cb, SIGHUP);
+  uv_timer_init(loop_, &shutdown_timer_);
+  shutdown_timer_.data = this;
+
+  for (auto& w : workers_) {
+    w->set_on_exit([this] {
+      exited_.fetch_add(1);
+      uv_async_send(&worker_exit_);
+    });
+    w->start();
+  }
+  std::string listens;
+  for (const ListenerConfig& l : c.listeners)
+    listens += (listens.empty() ? "" : ",") + l.listen.text();
+  log_event(LogLevel::kInfo, "started", field("version", SLUICE_VERSION), field("listen", listens),
+            field("metrics", c.metrics.listen.text() + c.metrics.path),
+            number("workers", std::uint64_t{workers_.size()}));
+  uv_run(loop_, UV_RUN_DEFAULT);
+  for (auto& w : workers_) w->join();
+  metrics_.reset();
+  log_event(LogLevel::kInfo, "stopped");
+  return 0;
+}
+
+void Server::on_signal(int signum) {
+  if (signum == SIGHUP) return reload();
+  drain();
+}
+
+void Server::drain() {
+  if (draining_) return;
+  draining_ = true;
+  const Config& c = config_->config;
+  log_event(LogLevel::kInfo, "draining",
+            number("shutdown_timeout_s", c.shutdown_timeout.count() / 1000.0));
+  for (auto& w : workers_) w->post_drain();
+  uv_timer_start(
+      &shutdown_timer_,
+      [](uv_timer_t* t) {
+        auto* self = static_cast<Server*>(t->data);
+        log_event(LogLevel::kWarn, "shutdown_timeout_reached");
+        for (auto& w : self->workers_) w->post_force_close();
+      },
+      static_cast<std::uint64_t>(c.shutdown_timeout.count()), 0);
+}
+
+void Server::on_worker_exit() {
+  if (exited_.load() < workers_.size()) return;
+  uv_close(reinterpret_cast<uv_handle_t*>(&worker_exit_), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&shutdown_timer_), nullptr);
+  for (uv_signal_t* s : {&sigterm_, &sigint_, &sighup_}) {
+    uv_close(reinterpret_cast<uv_handle_t*>(s), nullptr);
+  }
+}
+
+// Limits, timeouts, errors, sequence_check and log level apply at once (open
+// sessions from their next packet); upstreams to new sessions.
+void Server::reload() {
+  LoadedConfig loaded = load_config_file(options_.config_path, options_.overrides);
+  std::vector<std::string> problems;
+  for (const ConfigProblem& p : loaded.problems) problems.push_back(p.text());
+  std::shared_ptr<const RuntimeConfig> next;
+  if (problems.empty()) next = make_runtime_config(std::move(loaded.config), &problems);
+  if (!problems.empty()) {
+    globals_.reloads_failed.fetch_add(1);
+    for (const std::string& p : problems) {
+      log_event(LogLevel::kError, "reload_failed", field("config", options_.config_path),
+                field("problem", p));
+    }
+    return;
+  }
+  for (const std::string& key : restart_only_changes(config_->config, next->config)) {
+    log_event(LogLevel::kWarn, "reload_needs_restart", field("key", key));
+  }
+  if (restart_only_changes(config_->config, next->config).size() > 0 &&
+      next->config.listeners.size() != config_->config.listeners.size()) {
+    globals_.reloads_failed.fetch_add(1);
+    log_event(LogLevel::kError, "reload_failed",
+              field("problem", "the set of listeners changed: restart sluice"));
+    return;
+  }
+  Log::get().configure(next->config.log.level, next->config.log.format);
+  budget_.set_limit(next->config.memory_limit);
+  for (const std::string& w : next->config.warnings)
+    log_event(LogLevel::kWarn, "config_warning", field("warning", w));
+  config_ = next;
+  for (auto& w : workers_) w->post_config(next);
+  globals_.reloads_ok.fetch_add(1);
+  log_event(LogLevel::kInfo, "reloaded", field("config", options_.config_path));
+}
+
+}  // namespace
+
+int run_server(const ServerOptions& options, Config config) {
+  std::signal(SIGPIPE, SIG_IGN);
+  raise_fd_limit();
+  Log::get().configure(config.log.level, config.log.format);
+  for (const std::string& w : config.warnings)
+    log_event(LogLevel::kWarn, "config_warning", field("warning", w));
+  std::vector<std::string> errors;
+  auto runtime = make_runtime_config(std::move(config), &errors);
+  if (!errors.empty()) {
+    for (const std::string& e : errors)
+      log_event(LogLevel::kError, "config_error", field("problem", e));
+    return 1;
+  }
+  Server server(options, runtime);
+  return server.run();
+}
+
+}  // namespace sluice

@@ -1,0 +1,369 @@
+// One proxied client connection: lifecycle, poll interest, deadlines, and the one teardown path.
+#include "proxy/session.h"
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <memory>
+
+#include "common/err_packet.h"
+#include "proxy/log.h"
+#include "proxy/worker.h"
+
+namespace sluice {
+namespace {
+
+// How long a closing session keeps reading (and discarding) what the client
+// still sends, so the client reads our ERR instead of a connection reset.
+constexpr std::uint64_t kLingerMs = 2000;
+// How often a read paused by memory_limit asks the budget again.
+constexpr std::uint64_t kMemoryRetryMs = 5;
+
+constexpr std::string_view kReasonNames[] = {"client_quit",
+                                             "server_closed",
+                                             "upstream_unavailable",
+                                             "connect_timeout",
+                                             "handshake_timeout",
+                                             "read_timeout",
+                                             "write_timeout",
+                                             "idle_timeout",
+                                             "read_error",
+                                             "write_error",
+                                             "client_write_error",
+                                             "packet_too_large",
+                                             "server_packet_too_large",
+                                             "out_of_memory",
+                                             "out_of_order",
+                                             "bad_handshake",
+                                             "shutdown"};
+
+}  // namespace
+
+std::string_view close_reason_name(CloseReason r) {
+  return kReasonNames[static_cast<std::size_t>(r)];
+}
+
+Session::Session(Worker& worker, std::size_t listener, int client_fd, std::string client_addr)
+    : worker_(worker),
+      listener_(listener),
+      cfg_(&worker.runtime().config.listeners[listener]),
+      errors_(&worker.runtime().config.errors),
+      stats_(worker.stats().listeners[listener]),
+      io_(worker.sys(), cfg_->net_retry_count),
+      client_fd_(client_fd),
+      client_addr_(std::move(client_addr)) {}
+
+Session::~Session() = default;
+
+std::uint64_t Session::now() const {
+  return uv_now(worker_.loop());
+}
+
+void Session::start() {
+  uv_loop_t* loop = worker_.loop();
+  uv_poll_init_socket(loop, &client_poll_, client_fd_);
+  client_poll_.data = this;
+  uv_timer_init(loop, &timer_);
+  timer_.data = this;
+  open_handles_ = 2;
+  started_ms_ = now();
+  handshake_deadline_ = started_ms_ + static_cast<std::uint64_t>(cfg_->handshake_timeout.count());
+  stats_.connections_active.add(1);
+  connect_next_upstream();
+  if (closed()) return;
+  update_poll(0);
+  arm_timer();
+}
+
+bool Session::reading_allowed(const Pipe& p) const {
+  if (p.eof || p.blocked || p.ticket != 0 || p.turn_wait) return false;
+  if (&p == &c2s_) {
+    // Before the greeting the client may only send a PROXY header.
+    if (phase_ == Phase::kConnecting || phase_ == Phase::kAwaitGreeting) {
+      return !pre_greeting_done_;
+    }
+    return true;
+  }
+  return phase_ != Phase::kConnecting;
+}
+
+// Recomputes what each fd's poll handle waits for and restarts it only when
+// that changed: no epoll_ctl churn on the per-packet path.
+void Session::update_poll(int) {
+  auto apply = [](uv_poll_t* h, int* current, int wanted, uv_poll_cb cb) {
+    if (wanted == *current) return;
+    *current = wanted;
+    if (wanted == 0) {
+      uv_poll_stop(h);
+    } else {
+      uv_poll_start(h, wanted, cb);
+    }
+  };
+  if (phase_ == Phase::kClosed) return;
+  int client = 0;
+  int server = 0;
+  if (phase_ == Phase::kLinger) {
+    client = UV_READABLE;
+    if (s2c_.buf.pending() > 0 || to_client_sent_ < to_client_.size()) client |= UV_WRITABLE;
+  } else {
+    if (reading_allowed(c2s_)) client |= UV_READABLE;
+    if (s2c_.write_deadline != 0) client |= UV_WRITABLE;
+    if (phase_ == Phase::kConnecting) {
+      server = UV_WRITABLE;
+    } else {
+      if (reading_allowed(s2c_)) server |= UV_READABLE;
+      if (c2s_.write_deadline != 0) server |= UV_WRITABLE;
+    }
+  }
+  static const uv_poll_cb client_cb = [](uv_poll_t* h, int status, int events) {
+    auto* s = static_cast<Session*>(h->data);
+    if (status < 0) events = UV_READABLE | UV_WRITABLE;  // let the syscalls report the error
+    if (events & UV_WRITABLE) s->on_writable(s->s2c_);
+    if (!(events & UV_READABLE) || s->phase_ == Phase::kClosed) return;
+    if (s->phase_ == Phase::kLinger) {
+      s->on_linger_readable();
+    } else {
+      s->on_readable(s->c2s_);
+    }
+  };
+  static const uv_poll_cb server_cb = [](uv_poll_t* h, int status, int events) {
+    auto* s = static_cast<Session*>(h->data);
+    if (s == nullptr || s->closed()) return;
+    if (status < 0) events = UV_READABLE | UV_WRITABLE;
+    if (s->phase_ == Phase::kConnecting) {
+      if (events & UV_WRITABLE) s->on_connect_ready();
+      return;
+    }
+    if (events & UV_WRITABLE) s->on_writable(s->c2s_);
+    if ((events & UV_READABLE) && !s->closed()) s->on_readable(s->s2c_);
+  };
+  apply(&client_poll_, &client_events_, client, client_cb);
+  if (server_poll_ != nullptr) apply(server_poll_, &server_events_, server, server_cb);
+}
+
+void Session::arm_timer() {
+  if (phase_ == Phase::kClosed) return;
+  std::uint64_t due = 0;
+  auto consider = [&due](std::uint64_t d) {
+    if (d != 0 && (due == 0 || d < due)) due = d;
+  };
+  consider(connect_deadline_);
+  consider(handshake_deadline_);
+  consider(idle_deadline_);
+  consider(linger_deadline_);
+  for (const Pipe* p : {&c2s_, &s2c_}) {
+    if (p->paused_at == 0) consider(p->read_deadline);  // paused time does not count
+    consider(p->write_deadline);
+    if (p->ticket != 0 || p->turn_wait) consider(now() + kMemoryRetryMs);
+  }
+  if (due == 0) {
+    if (timer_due_ != 0) uv_timer_stop(&timer_);
+    timer_due_ = 0;
+    return;
+  }
+  // Lazy: a timer that fires earlier than needed just re-arms, so pushing a
+  // deadline later (every command moves the idle deadline) costs nothing.
+  if (timer_due_ != 0 && timer_due_ <= due) return;
+  const std::uint64_t t = now();
+  timer_due_ = due;
+  uv_timer_start(
+      &timer_, [](uv_timer_t* h) { static_cast<Session*>(h->data)->on_timer(); },
+      due > t ? due - t : 0, 0);
+}
+
+void Session::on_timer() {
+  timer_due_ = 0;
+  const std::uint64_t t = now();
+  auto expired = [t](std::uint64_t d) { return d != 0 && d <= t; };
+  const ErrContext ctx{0, 0, Millis{0}, cfg_->name};
+  if (expired(linger_deadline_)) return finish_close();
+  if (expired(connect_deadline_)) {
+    stats_.timeouts[idx(TimeoutKind::kConnect)].add();
+    connect_deadline_ = 0;
+    connect_failed("connect timeout");
+    if (closed()) return;
+  }
+  if (expired(handshake_deadline_) && phase_ < Phase::kCommand) {
+    stats_.timeouts[idx(TimeoutKind::kHandshake)].add();
+    ErrContext c = ctx;
+    c.timeout = cfg_->handshake_timeout;
+    const bool client_waits = phase_ == Phase::kConnecting || phase_ == Phase::kAwaitGreeting ||
+                              (phase_ == Phase::kAuth && !auth_waiting_client_);
+    if (!client_waits) return close(CloseReason::kHandshakeTimeout);
+    const std::uint8_t seq = phase_ == Phase::kAuth ? client_expects_ : 0;
+    return send_error_and_close(CloseReason::kHandshakeTimeout, ErrorKind::kReadTimeout, seq, c);
+  }
+  for (Pipe* p : {&c2s_, &s2c_}) {
+    if ((p->ticket != 0 || p->turn_wait) && ensure_room(*p)) {
+      // The memory wait is over; the packet's read deadline resumes.
+      if (p->read_deadline != 0) p->read_deadline += t - p->paused_at;
+      p->paused_at = 0;
+    }
+    if (p->paused_at == 0 && expired(p->read_deadline)) {
+      stats_.timeouts[idx(TimeoutKind::kRead)].add();
+      ErrContext c = ctx;
+      c.timeout = cfg_->net_read_timeout;
+      std::uint8_t seq = client_expects_;
+      if (p == &c2s_) {
+        // A stalled header carries no seq yet: a new command would be seq 0.
+        const bool header_only = c2s_.framer.payload_left() == 0;
+        seq = header_only && phase_ == Phase::kCommand && c2s_.framer.logical_so_far() == 0
+                  ? 1
+                  : static_cast<std::uint8_t>(c2s_.last_seq + 1);
+      }
+      return send_error_and_close(CloseReason::kReadTimeout, ErrorKind::kReadTimeout, seq, c);
+    }
+  }
+  if (expired(c2s_.write_deadline)) {
+    // The server stopped reading: the client can still be told.
+    stats_.timeouts[idx(TimeoutKind::kWrite)].add();
+    ErrContext c = ctx;
+    c.timeout = cfg_->net_write_timeout;
+    return send_error_and_close(CloseReason::kWriteTimeout, ErrorKind::kWriteTimeout,
+                                client_expects_, c);
+  }
+  if (expired(s2c_.write_deadline)) {
+    // The client stopped reading: no ERR can reach it.
+    stats_.timeouts[idx(TimeoutKind::kWrite)].add();
+    return close(CloseReason::kWriteTimeout);
+  }
+  if (expired(idle_deadline_)) {
+    idle_deadline_ = 0;
+    if (phase_ == Phase::kOpaque) {
+      stats_.timeouts[idx(TimeoutKind::kIdle)].add();
+      return close(CloseReason::kIdleTimeout);
+    }
+    if (idle_between_commands()) {
+      stats_.timeouts[idx(TimeoutKind::kIdle)].add();
+      ErrContext c = ctx;
+      c.timeout = cfg_->wait_timeout;
+      return send_error_and_close(CloseReason::kIdleTimeout, ErrorKind::kIdleTimeout, 0, c);
+    }
+  }
+  update_poll(0);
+  arm_timer();
+}
+
+bool Session::idle_between_commands() const {
+  return phase_ == Phase::kCommand && tracker_.idle() && !tracker_.lost() && c2s_.buf.empty() &&
+         s2c_.buf.empty() && framing_at_boundary(c2s_) && framing_at_boundary(s2c_);
+}
+
+void Session::count_io(SysOp op, const IoResult& r) {
+  if (r.retries != 0) stats_.eintr_retries[idx(op)].add(r.retries);
+  if (r.status == IoStatus::kError || r.status == IoStatus::kExhausted) {
+    stats_.io_errors[idx(op)].add();
+  }
+}
+
+void Session::apply_config(const RuntimeConfig& rc) {
+  cfg_ = &rc.config.listeners[listener_];
+  errors_ = &rc.config.errors;
+  io_.set_retry_budget(cfg_->net_retry_count);
+}
+
+void Session::begin_drain() {
+  draining_ = true;
+  if (closed()) return;
+  if (idle_between_commands()) return close(CloseReason::kShutdown);
+  close_when_flushed_ = true;
+}
+
+void Session::send_error_and_close(CloseReason reason, ErrorKind kind, std::uint8_t seq,
+                                   const ErrContext& ctx) {
+  if (closed()) return;
+  reason_ = reason;
+  to_client_ = error_packet(kind, seq, ctx);
+  to_client_sent_ = 0;
+  enter_linger();
+}
+
+void Session::close(CloseReason reason) {
+  if (closed()) return;
+  reason_ = reason;
+  finish_close();
+}
+
+// The upstream goes at once; the client side stays open just long enough to
+// take the whole packets already owed to it and the ERR, then a FIN.
+void Session::enter_linger() {
+  close_server_side();
+  c2s_.buf.drop_partial();
+  release_memory(c2s_);
+  s2c_.buf.drop_partial();
+  phase_ = Phase::kLinger;
+  connect_deadline_ = handshake_deadline_ = idle_deadline_ = 0;
+  c2s_.read_deadline = s2c_.read_deadline = c2s_.write_deadline = 0;
+  worker_.budget().cancel(&c2s_.ticket);
+  worker_.budget().cancel(&s2c_.ticket);
+  linger_deadline_ = now() + std::min<std::uint64_t>(kLingerMs, cfg_->net_write_timeout.count());
+  on_writable(s2c_);
+  if (phase_ == Phase::kClosed) return;
+  update_poll(0);
+  arm_timer();
+}
+
+void Session::on_linger_readable() {
+  std::uint8_t sink[16384];
+  iovec iov{sink, sizeof sink};
+  const IoResult r = io_.read(client_fd_, &iov, 1);
+  if (r.status == IoStatus::kOk || r.status == IoStatus::kWouldBlock) return;
+  finish_close();  // EOF or error: the client has what it will get
+}
+
+void Session::close_server_side() {
+  if (server_poll_ != nullptr) {
+    server_poll_->data = nullptr;
+    uv_close(reinterpret_cast<uv_handle_t*>(server_poll_), [](uv_handle_t* h) {
+      std::unique_ptr<uv_poll_t> owned(reinterpret_cast<uv_poll_t*>(h));
+    });
+    server_poll_ = nullptr;
+    server_events_ = 0;
+  }
+  if (server_fd_ >= 0) {
+    ::close(server_fd_);
+    server_fd_ = -1;
+  }
+}
+
+void Session::release_memory(Pipe& p) {
+  p.buf.reset();
+  if (p.reserved != 0) worker_.budget().release(p.reserved);
+  p.reserved = 0;
+  if (p.holds_large_turn) worker_.budget().release_large_turn(&p);
+  p.holds_large_turn = false;
+}
+
+void Session::finish_close() {
+  if (phase_ == Phase::kClosed) return;
+  phase_ = Phase::kClosed;
+  log_close();
+  close_server_side();
+  for (Pipe* p : {&c2s_, &s2c_}) {
+    worker_.budget().cancel(&p->ticket);
+    release_memory(*p);
+  }
+  stats_.connections_active.add(-1);
+  worker_.shared(listener_).active.fetch_sub(1, std::memory_order_relaxed);
+  auto closed_cb = [](uv_handle_t* h) { static_cast<Session*>(h->data)->on_handle_closed(); };
+  uv_close(reinterpret_cast<uv_handle_t*>(&client_poll_), closed_cb);
+  uv_close(reinterpret_cast<uv_handle_t*>(&timer_), closed_cb);
+  ::close(client_fd_);
+  client_fd_ = -1;
+}
+
+void Session::on_handle_closed() {
+  if (--open_handles_ == 0) worker_.on_session_closed(this);
+}
+
+void Session::log_close() {
+  log_event(LogLevel::kInfo, "session_close", field("listener", cfg_->name),
+            field("client", client_addr_), field("user", user_), field("upstream", upstream_addr_),
+            number("duration_s", static_cast<double>(now() - started_ms_) / 1000.0),
+            number("c2s_bytes", c2s_.bytes), number("c2s_packets", c2s_.packets),
+            number("s2c_bytes", s2c_.bytes), number("s2c_packets", s2c_.packets),
+            field("reason", std::string(close_reason_name(reason_))));
+}
+
+}  // namespace sluice

@@ -1,0 +1,229 @@
+// One proxied client connection: its upstream, its two pipes, its protocol state and its teardown.
+#pragma once
+
+#include <uv.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/compressed_framer.h"
+#include "common/config.h"
+#include "common/err_packet.h"
+#include "common/framer.h"
+#include "common/memory_budget.h"
+#include "common/metric_table.h"
+#include "common/packet_buffer.h"
+#include "common/response_tracker.h"
+#include "proxy/io.h"
+#include "proxy/runtime_config.h"
+#include "proxy/stats.h"
+
+namespace sluice {
+
+class Worker;
+
+// Why a session ended: the log field, and the choice of error for the client.
+enum class CloseReason : std::uint8_t {
+  kClientQuit,    // the client closed (after COM_QUIT or not)
+  kServerClosed,  // the upstream closed
+  kUpstreamUnavailable,
+  kConnectTimeout,
+  kHandshakeTimeout,
+  kReadTimeout,
+  kWriteTimeout,
+  kIdleTimeout,
+  kReadError,
+  kWriteError,
+  kClientWriteError,  // no ERR can reach a client we cannot write to
+  kPacketTooLarge,
+  kServerPacketTooLarge,
+  kOutOfMemory,
+  kOutOfOrder,
+  kBadHandshake,
+  kShutdown,
+};
+std::string_view close_reason_name(CloseReason r);
+
+enum class Phase : std::uint8_t {
+  kConnecting,     // TCP connect to an upstream under way
+  kAwaitGreeting,  // connected; waiting for the server's first packet
+  kAwaitHello,     // greeting forwarded; waiting for the client's response
+  kAuth,           // auth round trips until the server's OK or ERR
+  kCommand,        // command phase: the tracker follows each exchange
+  kOpaque,         // TLS (or zstd compression): bytes pass through unframed
+  kLinger,         // closing: flushing a final ERR to the client
+  kClosed,
+};
+
+// One direction of a session: the buffer, the framer over it, and its state.
+struct Pipe {
+  explicit Pipe(Direction d) : dir(d) {}
+  Direction dir;
+  PacketBuffer buf;
+  Framer framer;
+  // Set once the session negotiated compression: frames are then cut by their
+  // compressed headers, and the inner packets are followed inside them.
+  std::unique_ptr<CompressedFramer> cframer;
+  std::uint64_t reserved = 0;         // bytes of buf reserved in the MemoryBudget
+  MemoryBudget::Ticket ticket = 0;    // place in the memory queue while waiting
+  std::uint64_t read_deadline = 0;    // a started packet must complete by this (ms)
+  std::uint64_t write_deadline = 0;   // pending bytes must drain by this (ms)
+  std::uint64_t paused_at = 0;        // when a memory wait began (ms), 0 = none
+  bool eof = false;                   // the source closed
+  bool discarding = false;            // an oversized packet is being thrown away
+  bool holds_large_turn = false;      // this pipe holds the budget's multi-frame turn
+  bool turn_wait = false;             // waiting for that turn
+  std::uint8_t crossing_seq = 0;      // seq of the frame that crossed a limit
+  std::uint8_t last_seq = 0;          // seq of the latest frame header
+  std::uint8_t inner_seq = 0;         // compressed sessions: seq of the latest inner header
+  std::uint8_t packet_first_seq = 0;  // seq of the current packet's first frame
+  bool blocked = false;               // no room to read until the destination drains
+  bool first_payload_seen = false;    // discarding: its command byte was examined
+  std::uint64_t packets = 0;          // logical packets forwarded (for the close log)
+  std::uint64_t bytes = 0;            // bytes forwarded (for the close log)
+};
+
+class Session {
+ public:
+  // Takes ownership of the accepted `client_fd`.
+  Session(Worker& worker, std::size_t listener, int client_fd, std::string client_addr);
+  ~Session();
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+
+  void start();
+  // The one teardown path: logs once, counts, sends `reason`'s ERR where the
+  // client can read one, closes every handle; the worker frees the session in
+  // the last close callback.
+  void close(CloseReason reason);
+  // Called by the worker after a reload swapped the config.
+  void apply_config(const RuntimeConfig& rc);
+  // Drain: closes now if idle between commands, else when the exchange ends.
+  void begin_drain();
+  std::size_t listener() const { return listener_; }
+  bool closed() const { return phase_ == Phase::kClosed || phase_ == Phase::kLinger; }
+
+ private:
+  // Lifecycle (session.cc).
+  void on_handle_closed();
+  void update_poll(int which);
+  void arm_timer();
+  void on_timer();
+  std::uint64_t now() const;
+  void send_error_and_close(CloseReason reason, ErrorKind kind, std::uint8_t seq,
+                            const ErrContext& ctx);
+  void enter_linger();
+  void finish_close();
+  void log_close();
+  void count_io(SysOp op, const IoResult& r);
+  bool idle_between_commands() const;
+
+  // Upstream connect (upstream.cc).
+  void connect_next_upstream();
+  void on_connect_ready();
+  void on_connected();
+  void connect_failed(const std::string& why);
+  void close_server_side();
+
+  // Forward path (session_io.cc).
+  void on_readable(Pipe& p);
+  void on_linger_readable();
+  void on_writable(Pipe& p);
+  bool ensure_room(Pipe& p);
+  bool reserve_memory(Pipe& p, std::uint64_t bytes);
+  void release_memory(Pipe& p);
+  void scan(Pipe& p, std::size_t from);
+  void flush(Pipe& p);
+  void after_drain(Pipe& p);
+  void on_source_eof(Pipe& p);
+  int src_fd(const Pipe& p) const;
+  int dst_fd(const Pipe& p) const;
+  bool reading_allowed(const Pipe& p) const;
+
+  // Protocol policy (session_protocol.cc).
+  bool on_header(Pipe& p, const FrameEvent& ev);
+  void on_packet(Pipe& p, std::size_t start, std::size_t end, std::uint64_t length);
+  void on_client_packet(const std::uint8_t* payload, std::size_t avail, std::uint64_t length,
+                        std::uint8_t seq);
+  void on_server_packet(const std::uint8_t* payload, std::size_t avail, std::uint64_t length);
+  bool check_sequence(Pipe& p, const FrameEvent& ev);
+  bool check_limits(Pipe& p, const FrameEvent& ev);
+  void on_discarded_byte(Pipe& p, std::uint8_t first);
+  void finish_reject(Pipe& p);
+  void go_opaque(Pipe& from);
+  void go_compressed();
+  void scan_compressed(Pipe& p, std::size_t from);
+  void on_inner_packet(Pipe& p, std::uint64_t length);
+  bool framing_at_boundary(const Pipe& p) const;
+  std::vector<std::uint8_t> error_packet(ErrorKind kind, std::uint8_t seq, const ErrContext& ctx);
+  bool scan_pre_greeting(Pipe& p);
+  bool oversized(Pipe& p, const FrameEvent& ev, std::uint64_t limit);
+  void command_completed();
+  void on_tracker_step(ResponseTracker::Step step);
+
+  Worker& worker_;
+  std::size_t listener_;
+  const ListenerConfig* cfg_;
+  const ErrorTable* errors_;
+  ListenerStats& stats_;
+  Io io_;
+
+  int client_fd_;
+  int server_fd_ = -1;
+  uv_poll_t client_poll_{};
+  // One poll handle per upstream attempt: a handle cannot move to a new fd and
+  // is only reusable after its close callback, so each attempt gets its own.
+  uv_poll_t* server_poll_ = nullptr;
+  uv_timer_t timer_{};
+  int client_events_ = 0;  // events the client poll is started with
+  int server_events_ = 0;
+  int open_handles_ = 0;
+  std::uint64_t timer_due_ = 0;  // when the timer fires (ms), 0 = stopped
+
+  Phase phase_ = Phase::kConnecting;
+  Pipe c2s_{Direction::kClientToServer};
+  Pipe s2c_{Direction::kServerToClient};
+  // Bytes sluice itself sends the client (an ERR), after s2c's whole packets.
+  std::vector<std::uint8_t> to_client_;
+  std::size_t to_client_sent_ = 0;
+
+  // Sequence id the next frame of the exchange should carry (either direction).
+  std::uint8_t next_seq_ = 0;
+  // Sequence id the client expects on the next packet it receives.
+  std::uint8_t client_expects_ = 0;
+  bool auth_waiting_client_ = false;  // the server asked the client for more auth data
+  bool pre_greeting_done_ = false;    // a PROXY header was read; the client must now wait
+  bool close_when_flushed_ = false;   // drain: close once the last response is written
+  ResponseTracker tracker_;
+  bool tracker_lost_counted_ = false;
+  std::uint64_t server_caps_ = 0;
+  bool compress_requested_ = false;       // zlib compression negotiated: framed after the OK
+  bool zstd_requested_ = false;           // zstd compression negotiated: opaque after the OK
+  bool compressed_ = false;               // compressed framing is on
+  std::uint8_t comp_client_expects_ = 0;  // compressed-frame seq the client expects next
+  bool draining_ = false;
+
+  // Upstream attempts.
+  std::size_t attempts_ = 0;
+  std::size_t upstream_index_ = 0;
+  std::uint64_t connect_deadline_ = 0;
+  std::uint64_t connect_started_ns_ = 0;
+  std::uint64_t handshake_deadline_ = 0;
+  std::uint64_t idle_deadline_ = 0;
+  std::uint64_t linger_deadline_ = 0;
+  bool greeting_seen_ = false;
+
+  // For the close log.
+  std::string client_addr_;
+  std::string upstream_addr_;
+  std::string user_;
+  std::string database_;
+  std::string server_version_;
+  std::uint32_t connection_id_ = 0;
+  std::uint64_t started_ms_ = 0;
+  CloseReason reason_ = CloseReason::kClientQuit;
+};
+
+}  // namespace sluice

@@ -1,0 +1,270 @@
+// Session's forward path: read into the pipe's buffer, frame it, write whole packets with writev.
+#include <sys/socket.h>
+
+#include <algorithm>
+
+#include "common/err_packet.h"
+#include "proxy/session.h"
+#include "proxy/worker.h"
+
+namespace sluice {
+
+int Session::src_fd(const Pipe& p) const {
+  return &p == &c2s_ ? client_fd_ : server_fd_;
+}
+int Session::dst_fd(const Pipe& p) const {
+  return &p == &c2s_ ? server_fd_ : client_fd_;
+}
+
+void Session::on_readable(Pipe& p) {
+  if (!reading_allowed(p)) return update_poll(0);
+  if (!ensure_room(p)) {
+    update_poll(0);
+    return arm_timer();
+  }
+  const auto tail = p.buf.tail();
+  iovec iov{tail.data(), tail.size()};
+  const IoResult r = io_.read(src_fd(p), &iov, 1);
+  count_io(SysOp::kRead, r);
+  switch (r.status) {
+    case IoStatus::kOk:
+      break;
+    case IoStatus::kWouldBlock:
+    case IoStatus::kInProgress:
+      return;
+    case IoStatus::kEof:
+      return on_source_eof(p);
+    case IoStatus::kError:
+    case IoStatus::kExhausted: {
+      const ErrContext ctx{0, 0, Millis{0}, cfg_->name};
+      return send_error_and_close(CloseReason::kReadError, ErrorKind::kReadError, client_expects_,
+                                  ctx);
+    }
+  }
+  const std::size_t from = p.buf.received();
+  p.buf.on_received(r.bytes);
+  if (phase_ == Phase::kOpaque) {
+    p.buf.set_complete(p.buf.received());
+    p.bytes += r.bytes;
+    stats_.bytes[idx(p.dir)].add(r.bytes);
+    idle_deadline_ = now() + static_cast<std::uint64_t>(cfg_->wait_timeout.count());
+  } else if (&p == &c2s_ && phase_ < Phase::kAwaitHello) {
+    if (!scan_pre_greeting(p)) return;
+  } else {
+    scan(p, from);
+    if (closed()) return;
+  }
+  flush(p);  // optimistic: write at once, wait for writability only on EAGAIN
+  if (closed()) return;
+  update_poll(0);
+  arm_timer();
+}
+
+// Makes room to read more of `p`. The partial packet's known length decides
+// the size: a large packet gets a buffer of its exact size, reserved in the
+// memory budget first. Returns false when reading must pause.
+bool Session::ensure_room(Pipe& p) {
+  BufferPool& pool = worker_.pool();
+  if (!p.buf.allocated()) {
+    if (!reserve_memory(p, pool.block_size())) return false;
+    std::uint8_t* block = pool.acquire();
+    if (block == nullptr) {
+      const ErrContext ctx{0, 0, Millis{0}, cfg_->name};
+      send_error_and_close(CloseReason::kOutOfMemory, ErrorKind::kOutOfMemory, client_expects_,
+                           ctx);
+      return false;
+    }
+    p.buf.adopt(block, pool.block_size());
+  }
+  // Bytes the current packet still needs beyond complete(): what is held,
+  // the rest of the current frame, and the next header if it is continued.
+  std::size_t want = p.buf.partial() + 1;
+  if (p.cframer) {
+    // A compressed frame is held whole: its header gives its size.
+    const std::uint32_t left = p.cframer->outer_left();
+    want = p.buf.partial() + (left > 0 ? left + CompressedFramer::kOuterHeader
+                                       : CompressedFramer::kOuterHeader - p.cframer->header_have());
+  } else if (phase_ != Phase::kOpaque && !p.discarding) {
+    const std::uint64_t left = p.framer.payload_left();
+    const std::uint64_t more = left > 0 ? left + (p.framer.continued() ? wire::kHeaderSize : 0)
+                                        : wire::kHeaderSize - p.framer.header_have();
+    want = p.buf.partial() + static_cast<std::size_t>(more);
+  }
+  if (p.buf.tail().empty() || p.buf.capacity() - p.buf.complete() < want) p.buf.compact();
+  const std::size_t room = p.buf.capacity() - p.buf.complete();
+  if (want > room && want > pool.block_size()) {
+    // A packet larger than the block: grow to hold it whole.
+    if (p.framer.continued() && !p.holds_large_turn) {
+      if (!worker_.budget().acquire_large_turn(&p)) {
+        if (!p.turn_wait) worker_.budget().note_wait();
+        p.turn_wait = true;
+        if (p.paused_at == 0) p.paused_at = now();
+        return false;
+      }
+      p.turn_wait = false;
+      p.holds_large_turn = true;
+    }
+    const std::size_t capacity = p.buf.complete() + want;
+    if (!reserve_memory(p, capacity - p.buf.capacity())) return false;
+    if (!p.buf.grow(capacity)) {
+      const ErrContext ctx{0, 0, Millis{0}, cfg_->name};
+      send_error_and_close(CloseReason::kOutOfMemory, ErrorKind::kOutOfMemory, client_expects_,
+                           ctx);
+      return false;
+    }
+  }
+  if (p.buf.tail().empty()) {
+    p.blocked = true;  // whole packets fill the buffer: wait for the destination
+    return false;
+  }
+  return true;
+}
+
+bool Session::reserve_memory(Pipe& p, std::uint64_t bytes) {
+  if (!worker_.budget().reserve(bytes, &p.ticket)) {
+    if (p.paused_at == 0) p.paused_at = now();
+    return false;
+  }
+  p.reserved += bytes;
+  return true;
+}
+
+void Session::scan(Pipe& p, std::size_t from) {
+  if (p.cframer) return scan_compressed(p, from);
+  std::uint8_t* data = p.buf.data();
+  std::size_t pos = from;
+  if (p.discarding && !p.first_payload_seen && pos < p.buf.received()) {
+    on_discarded_byte(p, data[pos]);
+    if (closed()) return;
+  }
+  for (;;) {
+    const std::size_t end = p.buf.received();
+    const FrameEvent ev = p.framer.next(data + pos, end - pos);
+    pos += ev.consumed;
+    if (ev.kind == FrameEvent::Kind::kHeader) {
+      if (!on_header(p, ev)) return;
+      if (p.discarding && !p.first_payload_seen && pos < end) {
+        on_discarded_byte(p, data[pos]);
+        if (closed()) return;
+      }
+    } else if (ev.kind == FrameEvent::Kind::kPacketEnd) {
+      if (p.discarding) {
+        p.buf.erase_partial(pos);  // the discarded packet's bytes go; what follows stays
+        pos = p.buf.complete();
+        finish_reject(p);
+      } else {
+        const std::size_t start = p.buf.complete();
+        p.buf.set_complete(pos);
+        on_packet(p, start, pos, ev.logical_length);
+      }
+      if (closed()) return;
+      if (phase_ == Phase::kOpaque) {
+        // TLS starts right after this packet: the rest is raw.
+        p.buf.set_complete(p.buf.received());
+        return;
+      }
+      if (p.cframer) return scan_compressed(p, pos);  // compression starts after this packet
+    } else if (pos == end) {
+      break;
+    }
+  }
+  if (p.discarding) p.buf.drop_partial();  // never hold more than one read of it
+  if (p.framer.at_boundary()) {
+    p.read_deadline = 0;
+  } else if (p.read_deadline == 0) {
+    p.read_deadline = now() + static_cast<std::uint64_t>(cfg_->net_read_timeout.count());
+  }
+}
+
+void Session::on_writable(Pipe& p) {
+  if (&p == &c2s_ && phase_ == Phase::kConnecting) return;
+  flush(p);
+  if (closed() && phase_ != Phase::kLinger) return;
+  if (phase_ == Phase::kClosed) return;
+  update_poll(0);
+  arm_timer();
+}
+
+// Writes every whole packet `p` holds (and, towards the client, sluice's own
+// ERR after them) in one writev, straight from the read buffer.
+void Session::flush(Pipe& p) {
+  const bool to_client = &p == &s2c_;
+  if (!to_client && (phase_ == Phase::kConnecting || server_fd_ < 0)) return;
+  iovec iov[2];
+  int n = 0;
+  if (p.buf.pending() > 0) iov[n++] = {p.buf.data() + p.buf.sent(), p.buf.pending()};
+  const std::size_t extra = to_client ? to_client_.size() - to_client_sent_ : 0;
+  if (extra > 0) iov[n++] = {to_client_.data() + to_client_sent_, extra};
+  if (n == 0) return after_drain(p);
+  const IoResult r = io_.write(dst_fd(p), iov, n);
+  count_io(SysOp::kWrite, r);
+  if (r.status == IoStatus::kError || r.status == IoStatus::kExhausted) {
+    if (to_client) return close(CloseReason::kClientWriteError);
+    const ErrContext ctx{0, 0, Millis{0}, cfg_->name};
+    return send_error_and_close(CloseReason::kWriteError, ErrorKind::kWriteError, client_expects_,
+                                ctx);
+  }
+  std::size_t done = r.status == IoStatus::kOk ? r.bytes : 0;
+  const std::size_t from_buf = std::min(done, p.buf.pending());
+  if (from_buf > 0) p.buf.on_sent(from_buf);
+  to_client_sent_ += done - from_buf;
+  const bool drained = p.buf.pending() == 0 && (!to_client || to_client_sent_ == to_client_.size());
+  const std::uint64_t timeout = static_cast<std::uint64_t>(cfg_->net_write_timeout.count());
+  if (!drained) {
+    // A deadline per stall: progress restarts it, as mysqld's per-write timeout does.
+    if (done > 0 || p.write_deadline == 0) p.write_deadline = now() + timeout;
+    return;
+  }
+  p.write_deadline = 0;
+  after_drain(p);
+}
+
+// Everything owed to the destination went out.
+void Session::after_drain(Pipe& p) {
+  p.blocked = false;
+  if (p.buf.empty() && p.buf.allocated()) {
+    // Idle sessions hold no buffer: the block goes back to the pool (or, after
+    // a large packet, is freed), and its reservation with it.
+    if (!p.buf.give_back(worker_.pool())) p.buf.reset();
+    if (p.reserved != 0) worker_.budget().release(p.reserved);
+    p.reserved = 0;
+    if (p.holds_large_turn && p.framer.at_boundary()) {
+      worker_.budget().release_large_turn(&p);
+      p.holds_large_turn = false;
+    }
+  }
+  if (phase_ == Phase::kLinger && &p == &s2c_) {
+    // The ERR is out: say FIN, and read until the client closes or the linger ends.
+    ::shutdown(client_fd_, SHUT_WR);
+    return;
+  }
+  if (close_when_flushed_ && idle_between_commands()) close(CloseReason::kShutdown);
+}
+
+void Session::on_source_eof(Pipe& p) {
+  p.eof = true;
+  const ErrContext ctx{0, 0, Millis{0}, cfg_->name};
+  if (&p == &c2s_) {
+    // A packet the client did not finish is never forwarded.
+    c2s_.buf.drop_partial();
+    flush(c2s_);
+    return close(CloseReason::kClientQuit);
+  }
+  if (phase_ == Phase::kAwaitGreeting && !greeting_seen_ && s2c_.buf.received() == 0) {
+    return connect_failed("closed before the greeting");  // counts as a failed attempt
+  }
+  const bool mid_response = !framing_at_boundary(s2c_) ||
+                            (phase_ == Phase::kCommand && !tracker_.idle() && !tracker_.lost());
+  s2c_.buf.drop_partial();
+  if (mid_response) {
+    return send_error_and_close(CloseReason::kServerClosed, ErrorKind::kReadError, client_expects_,
+                                ctx);
+  }
+  // The server said its last word (an ERR, or nothing): pass it on, then close.
+  to_client_.clear();
+  to_client_sent_ = 0;
+  reason_ = CloseReason::kServerClosed;
+  enter_linger();
+}
+
+}  // namespace sluice

@@ -1,0 +1,431 @@
+// Session's protocol policy: sequence checks, packet limits, handshake phases, command tracking.
+#include <cstring>
+
+#include "common/command.h"
+#include "common/err_packet.h"
+#include "common/handshake.h"
+#include "proxy/log.h"
+#include "proxy/session.h"
+#include "proxy/worker.h"
+
+namespace sluice {
+namespace {
+
+// The tracker reads only a packet's first bytes: OK/EOF status flags, column
+// counts and statement ids all sit within them.
+constexpr std::size_t kTrackedPrefix = 64;
+
+// The PROXY protocol v2 signature; v1 starts with "PROXY " and ends at CRLF
+// within 107 bytes. mariadbd accepts either from proxy_protocol_networks.
+constexpr std::uint8_t kProxyV2Sig[12] = {0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D,
+                                          0x0A, 0x51, 0x55, 0x49, 0x54, 0x0A};
+constexpr std::size_t kProxyV1Max = 107;
+
+// Length of a complete PROXY header at the start of `d`, 0 if more bytes are
+// needed, or -1 if these bytes are not a PROXY header.
+long proxy_header_length(const std::uint8_t* d, std::size_t n) {
+  static constexpr char kV1[] = "PROXY ";
+  const std::size_t v1_check = std::min<std::size_t>(n, 6);
+  if (std::memcmp(d, kV1, v1_check) == 0) {
+    for (std::size_t i = 1; i < std::min(n, kProxyV1Max); ++i) {
+      if (d[i - 1] == '\r' && d[i] == '\n') return static_cast<long>(i + 1);
+    }
+    return n >= kProxyV1Max ? -1 : 0;
+  }
+  const std::size_t v2_check = std::min<std::size_t>(n, sizeof kProxyV2Sig);
+  if (std::memcmp(d, kProxyV2Sig, v2_check) != 0) return -1;
+  if (n < 16) return 0;
+  const std::size_t total = 16 + ((static_cast<std::size_t>(d[14]) << 8) | d[15]);
+  return n >= total ? static_cast<long>(total) : 0;
+}
+
+}  // namespace
+
+// Before the greeting the client may only send a PROXY protocol header, which
+// goes upstream untouched ahead of everything (mariadbd reads it there).
+// Anything else is not a MySQL client: it gets an ERR and a close.
+bool Session::scan_pre_greeting(Pipe& p) {
+  const long n = proxy_header_length(p.buf.data() + p.buf.complete(), p.buf.partial());
+  if (n == 0) return true;
+  if (n < 0 || static_cast<std::size_t>(n) != p.buf.partial()) {
+    const ErrContext ctx{0, 0, Millis{0}, cfg_->name};
+    send_error_and_close(CloseReason::kBadHandshake, ErrorKind::kBadHandshake, 0, ctx);
+    return false;
+  }
+  p.buf.set_complete(p.buf.received());
+  p.bytes += static_cast<std::uint64_t>(n);
+  pre_greeting_done_ = true;
+  return true;
+}
+
+bool Session::on_header(Pipe& p, const FrameEvent& ev) {
+  p.last_seq = ev.seq;
+  if (ev.first_frame) p.packet_first_seq = ev.seq;
+  if (&p == &c2s_ && phase_ == Phase::kAwaitHello && ev.first_frame && ev.seq != 1) {
+    // The first client packet answers the greeting (seq 0) with seq 1; an
+    // HTTP request or random bytes fail here, before anything is forwarded.
+    const ErrContext ctx{0, 0, Millis{0}, cfg_->name};
+    send_error_and_close(CloseReason::kBadHandshake, ErrorKind::kBadHandshake,
+                         static_cast<std::uint8_t>(ev.seq + 1), ctx);
+    return false;
+  }
+  return check_sequence(p, ev) && check_limits(p, ev);
+}
+
+bool Session::check_sequence(Pipe& p, const FrameEvent& ev) {
+  const bool new_command = &p == &c2s_ && ev.first_frame && phase_ == Phase::kCommand &&
+                           ev.seq == 0 && !tracker_.awaiting_client();
+  const std::uint8_t expected = new_command ? 0 : next_seq_;
+  if (ev.seq != expected && cfg_->sequence_check != SequenceCheck::kOff) {
+    stats_.sequence_errors.add();
+    if (cfg_->sequence_check == SequenceCheck::kEnforce) {
+      log_event(LogLevel::kWarn, "sequence_error", field("listener", cfg_->name),
+                field("client", client_addr_), number("expected", std::uint64_t{expected}),
+                number("got", std::uint64_t{ev.seq}),
+                field("direction", std::string(kDirectionNames[idx(p.dir)])));
+      const ErrContext ctx{0, 0, Millis{0}, cfg_->name};
+      const std::uint8_t seq = &p == &c2s_ ? static_cast<std::uint8_t>(ev.seq + 1) : ev.seq;
+      send_error_and_close(CloseReason::kOutOfOrder, ErrorKind::kOutOfOrder, seq, ctx);
+      return false;
+    }
+  }
+  next_seq_ = static_cast<std::uint8_t>(ev.seq + 1);
+  if (&p == &c2s_) client_expects_ = next_seq_;
+  return true;
+}
+
+bool Session::check_limits(Pipe& p, const FrameEvent& ev) {
+  const std::uint64_t limit = &p == &c2s_ ? cfg_->max_allowed_packet : cfg_->max_server_packet;
+  if (limit != 0 && ev.logical_length >= limit) return oversized(p, ev, limit);
+  // A packet that cannot fit memory_limit even alone can never be held whole.
+  const std::uint64_t memory = worker_.budget().limit();
+  const std::uint64_t frames = ev.logical_length / wire::kMaxFrame + 1;
+  if (ev.logical_length + frames * wire::kHeaderSize + worker_.pool().block_size() > memory) {
+    log_event(LogLevel::kWarn, "packet_exceeds_memory_limit", field("listener", cfg_->name),
+              field("client", client_addr_), number("size", ev.logical_length),
+              number("memory_limit", memory));
+    const ErrContext ctx{ev.logical_length, memory, Millis{0}, cfg_->name};
+    const std::uint8_t seq =
+        &p == &c2s_ ? static_cast<std::uint8_t>(ev.seq + 1) : p.packet_first_seq;
+    send_error_and_close(CloseReason::kOutOfMemory, ErrorKind::kOutOfMemory, seq, ctx);
+    return false;
+  }
+  return true;
+}
+
+// `reject` applies only where the ERR cannot overtake or confuse anything: a
+// new command (seq 0, command phase) with no response outstanding. Anything
+// else (handshake, LOCAL INFILE data, COM_STMT_SEND_LONG_DATA, the server's
+// packets) closes, as mysqld does.
+bool Session::oversized(Pipe& p, const FrameEvent& ev, std::uint64_t limit) {
+  const ErrContext ctx{ev.logical_length, limit, Millis{0}, cfg_->name};
+  const bool client = &p == &c2s_;
+  // In a compressed session the discarded bytes would sit inside frames that
+  // also carry other packets: no reject there.
+  const bool can_reject = client && !compressed_ && cfg_->on_oversized == OnOversized::kReject &&
+                          phase_ == Phase::kCommand && p.packet_first_seq == 0 && tracker_.idle() &&
+                          !tracker_.lost() && s2c_.buf.empty() &&
+                          to_client_sent_ == to_client_.size();
+  log_event(LogLevel::kWarn, "oversized_packet", field("listener", cfg_->name),
+            field("client", client_addr_), field("user", user_),
+            field("direction", std::string(kDirectionNames[idx(p.dir)])),
+            number("size", ev.logical_length), number("limit", limit),
+            field("action", can_reject ? "reject" : "close"));
+  if (can_reject) {
+    p.discarding = true;
+    p.crossing_seq = ev.seq;
+    // The first frame's command byte may already be here (limit above 16 MiB).
+    const std::size_t first = p.buf.complete() + wire::kHeaderSize;
+    p.first_payload_seen = false;
+    if (ev.logical_length > ev.frame_length && first < p.buf.received()) {
+      on_discarded_byte(p, p.buf.data()[first]);
+      return !closed();
+    }
+    return true;
+  }
+  stats_.oversized[idx(p.dir)][idx(OversizeAction::kClose)].add();
+  if (client) {
+    send_error_and_close(CloseReason::kPacketTooLarge, ErrorKind::kPacketTooLarge,
+                         static_cast<std::uint8_t>(ev.seq + 1), ctx);
+  } else {
+    // The client never sees the packet: the ERR takes its place and its id.
+    send_error_and_close(CloseReason::kServerPacketTooLarge, ErrorKind::kPacketTooLarge,
+                         p.packet_first_seq, ctx);
+  }
+  return false;
+}
+
+void Session::on_discarded_byte(Pipe& p, std::uint8_t first) {
+  p.first_payload_seen = true;
+  if (first != kComStmtSendLongData) return;
+  // Long data has no response: an ERR would answer the next command instead.
+  stats_.oversized[idx(p.dir)][idx(OversizeAction::kClose)].add();
+  const ErrContext ctx{p.framer.logical_so_far(), cfg_->max_allowed_packet, Millis{0}, cfg_->name};
+  send_error_and_close(CloseReason::kPacketTooLarge, ErrorKind::kPacketTooLarge,
+                       static_cast<std::uint8_t>(p.crossing_seq + 1), ctx);
+}
+
+void Session::finish_reject(Pipe& p) {
+  p.discarding = false;
+  stats_.oversized[idx(p.dir)][idx(OversizeAction::kReject)].add();
+  const ErrContext ctx{p.framer.logical_so_far(), cfg_->max_allowed_packet, Millis{0}, cfg_->name};
+  // Sent after the whole packet was discarded, one past its last frame.
+  to_client_ =
+      error_packet(ErrorKind::kPacketTooLarge, static_cast<std::uint8_t>(p.last_seq + 1), ctx);
+  to_client_sent_ = 0;
+  client_expects_ = 0;
+  flush(s2c_);
+}
+
+void Session::on_packet(Pipe& p, std::size_t start, std::size_t end, std::uint64_t length) {
+  const std::size_t d = idx(p.dir);
+  const std::size_t wire_bytes = end - start;
+  p.packets += 1;
+  p.bytes += wire_bytes;
+  stats_.packets[d].add();
+  stats_.bytes[d].add(wire_bytes);
+  stats_.packet_size[d].observe(kPacketSizeBuckets, static_cast<double>(length));
+  const std::uint8_t* payload = p.buf.data() + start + wire::kHeaderSize;
+  const std::size_t avail = std::min<std::size_t>(wire_bytes - wire::kHeaderSize, wire::kMaxFrame);
+  if (&p == &c2s_) {
+    on_client_packet(payload, avail, length, p.packet_first_seq);
+  } else {
+    client_expects_ = static_cast<std::uint8_t>(p.last_seq + 1);
+    on_server_packet(payload, avail, length);
+  }
+}
+
+void Session::on_client_packet(const std::uint8_t* payload, std::size_t avail, std::uint64_t length,
+                               std::uint8_t seq) {
+  const std::span<const std::uint8_t> bytes(payload, avail);
+  switch (phase_) {
+    case Phase::kAwaitHello: {
+      const auto hello = parse_client_hello(bytes);
+      if (!hello) {
+        const ErrContext ctx{0, 0, Millis{0}, cfg_->name};
+        return send_error_and_close(CloseReason::kBadHandshake, ErrorKind::kBadHandshake,
+                                    static_cast<std::uint8_t>(seq + 1), ctx);
+      }
+      if (hello->ssl_request) {
+        stats_.tls_sessions[idx(TlsMode::kPassthrough)].add();
+        return go_opaque(c2s_);
+      }
+      user_ = hello->user;
+      database_ = hello->database;
+      const std::uint64_t caps = hello->capabilities & server_caps_;
+      zstd_requested_ = (caps & wire::kClientZstdCompression) != 0;
+      compress_requested_ = !zstd_requested_ && (caps & wire::kClientCompress) != 0;
+      tracker_.set_capabilities(caps);
+      phase_ = Phase::kAuth;
+      auth_waiting_client_ = false;
+      return;
+    }
+    case Phase::kAuth:
+      auth_waiting_client_ = false;
+      return;
+    case Phase::kCommand:
+      break;
+    default:
+      return;
+  }
+  (void)seq;
+  const auto prefix = bytes.first(std::min<std::size_t>(avail, kTrackedPrefix));
+  // LOCAL INFILE data and COM_CHANGE_USER auth answers are not commands, even
+  // when their sequence id wraps to 0: the tracker knows what the server asked.
+  if (tracker_.awaiting_client()) return on_tracker_step(tracker_.on_client_packet(prefix, length));
+  const std::uint8_t command = avail > 0 ? payload[0] : 0xFF;
+  stats_.commands[command_index(command)].add();
+  idle_deadline_ = 0;
+  // The tag is the send time: the packet leaves in this same loop turn.
+  on_tracker_step(tracker_.on_command(prefix, length, uv_hrtime()));
+}
+
+void Session::on_tracker_step(ResponseTracker::Step step) {
+  if (step == ResponseTracker::Step::kComplete) return command_completed();
+  if (step == ResponseTracker::Step::kUnexpected && !tracker_lost_counted_) {
+    // It stops timing this session rather than guess; said once.
+    tracker_lost_counted_ = true;
+    stats_.tracker_lost.add();
+    log_event(LogLevel::kDebug, "response_tracking_lost", field("listener", cfg_->name),
+              field("client", client_addr_));
+  }
+}
+
+void Session::on_server_packet(const std::uint8_t* payload, std::size_t avail,
+                               std::uint64_t length) {
+  const std::span<const std::uint8_t> bytes(payload, avail);
+  switch (phase_) {
+    case Phase::kAwaitGreeting: {
+      greeting_seen_ = true;
+      if (avail > 0 && payload[0] == wire::kErrHeader) {
+        phase_ = Phase::kAuth;  // refused by the server; it closes next
+        return;
+      }
+      const auto greeting = parse_server_greeting(bytes);
+      if (!greeting) {
+        const ErrContext ctx{0, 0, Millis{0}, cfg_->name};
+        return send_error_and_close(CloseReason::kReadError, ErrorKind::kReadError, 0, ctx);
+      }
+      server_version_ = greeting->version;
+      connection_id_ = greeting->connection_id;
+      server_caps_ = greeting->capabilities;
+      phase_ = Phase::kAwaitHello;
+      return;
+    }
+    case Phase::kAuth:
+      switch (classify_auth_reply(bytes)) {
+        case AuthReply::kOk:
+          handshake_deadline_ = 0;
+          if (zstd_requested_) {
+            stats_.compressed_sessions.add();
+            return go_opaque(s2c_);
+          }
+          phase_ = Phase::kCommand;
+          if (compress_requested_) go_compressed();
+          idle_deadline_ = now() + static_cast<std::uint64_t>(cfg_->wait_timeout.count());
+          if (draining_) close_when_flushed_ = true;
+          return;
+        case AuthReply::kSwitch:
+        case AuthReply::kMoreData:
+          auth_waiting_client_ = true;
+          return;
+        default:
+          return;  // ERR: the server closes the connection itself
+      }
+    case Phase::kCommand:
+      break;
+    default:
+      return;
+  }
+  if (tracker_.lost()) return;
+  on_tracker_step(
+      tracker_.on_server_packet(bytes.first(std::min<std::size_t>(avail, kTrackedPrefix)), length));
+}
+
+void Session::command_completed() {
+  const ResponseTracker::Completion& done = tracker_.last_completion();
+  stats_.command_duration[command_index(done.command)].observe(
+      kDurationBuckets, static_cast<double>(uv_hrtime() - done.tag) / 1e9);
+  if (!tracker_.idle()) return;  // pipelined commands are still outstanding
+  idle_deadline_ = now() + static_cast<std::uint64_t>(cfg_->wait_timeout.count());
+}
+
+// From here on the session's bytes are TLS records (or zstd frames): they
+// pass through as they come, counted but not framed.
+void Session::go_opaque(Pipe& from) {
+  phase_ = Phase::kOpaque;
+  handshake_deadline_ = 0;
+  idle_deadline_ = now() + static_cast<std::uint64_t>(cfg_->wait_timeout.count());
+  for (Pipe* p : {&c2s_, &s2c_}) {
+    p->read_deadline = 0;
+    if (p != &from) p->buf.set_complete(p->buf.received());
+  }
+}
+
+}  // namespace sluice
+
+namespace sluice {
+
+// Compression starts after the OK that ends authentication: both directions
+// switch to compressed frames at once (the client sends nothing before it
+// has read that OK).
+void Session::go_compressed() {
+  compressed_ = true;
+  stats_.compressed_sessions.add();
+  c2s_.cframer = std::make_unique<CompressedFramer>();
+  s2c_.cframer = std::make_unique<CompressedFramer>();
+  comp_client_expects_ = 0;
+}
+
+// Frames are the unit that moves. Client frames are held until the inner
+// stream is between packets, so the server never gets part of a packet; a
+// client's packet limit is decided at its inner header, before any frame of
+// it leaves. Server frames move as soon as they are whole: a result set may
+// stream through frames that never end on a row boundary.
+void Session::scan_compressed(Pipe& p, std::size_t from) {
+  using Kind = CompressedFramer::Event::Kind;
+  const bool client = &p == &c2s_;
+  std::size_t pos = from;
+  for (;;) {
+    const std::size_t end = p.buf.received();
+    const auto ev = p.cframer->next(p.buf.data() + pos, end - pos);
+    pos += ev.consumed;
+    switch (ev.kind) {
+      case Kind::kOuterHeader:
+        if (client) comp_client_expects_ = static_cast<std::uint8_t>(ev.comp_seq + 1);
+        p.last_seq = ev.comp_seq;
+        break;
+      case Kind::kInner:
+        if (ev.inner.kind == FrameEvent::Kind::kHeader) {
+          p.inner_seq = ev.inner.seq;
+          if (client) client_expects_ = static_cast<std::uint8_t>(ev.inner.seq + 1);
+          if (ev.inner.first_frame) p.packet_first_seq = ev.inner.seq;
+          if (!check_limits(p, ev.inner)) return;
+        } else {
+          if (!client) client_expects_ = static_cast<std::uint8_t>(p.inner_seq + 1);
+          on_inner_packet(p, ev.inner.logical_length);
+          if (closed()) return;
+        }
+        break;
+      case Kind::kOuterEnd:
+        if (!client) comp_client_expects_ = static_cast<std::uint8_t>(p.last_seq + 1);
+        if (!client || p.cframer->inner_at_boundary()) {
+          const std::size_t bytes = pos - p.buf.complete();
+          p.bytes += bytes;
+          stats_.bytes[idx(p.dir)].add(bytes);
+          p.buf.set_complete(pos);
+        }
+        break;
+      case Kind::kError: {
+        const ErrContext ctx{0, 0, Millis{0}, cfg_->name};
+        return send_error_and_close(CloseReason::kReadError, ErrorKind::kReadError, client_expects_,
+                                    ctx);
+      }
+      case Kind::kNeedMore:
+        if (pos == end && !p.cframer->has_pending()) {
+          if (framing_at_boundary(p)) {
+            p.read_deadline = 0;
+          } else if (p.read_deadline == 0) {
+            p.read_deadline = now() + static_cast<std::uint64_t>(cfg_->net_read_timeout.count());
+          }
+          return;
+        }
+        break;
+    }
+  }
+}
+
+bool Session::framing_at_boundary(const Pipe& p) const {
+  if (p.cframer) return p.cframer->outer_at_boundary() && p.cframer->inner_at_boundary();
+  return p.framer.at_boundary();
+}
+
+// A whole inner packet of a compressed session: counted, and shown to the
+// tracker by its first bytes.
+void Session::on_inner_packet(Pipe& p, std::uint64_t length) {
+  const std::size_t d = idx(p.dir);
+  p.packets += 1;
+  stats_.packets[d].add();
+  stats_.packet_size[d].observe(kPacketSizeBuckets, static_cast<double>(length));
+  const std::uint8_t* prefix = p.cframer->prefix();
+  const std::size_t avail = p.cframer->prefix_length();
+  if (&p == &c2s_) {
+    on_client_packet(prefix, avail, length, p.packet_first_seq);
+  } else {
+    on_server_packet(prefix, avail, length);
+  }
+}
+
+// An ERR for the client, in a stored (uncompressed) frame when the session is compressed.
+std::vector<std::uint8_t> Session::error_packet(ErrorKind kind, std::uint8_t seq,
+                                                const ErrContext& ctx) {
+  std::vector<std::uint8_t> err = encode_err_packet((*errors_)[kind], seq, ctx);
+  if (!compressed_) return err;
+  std::vector<std::uint8_t> framed(CompressedFramer::kOuterHeader, 0);
+  wire::put_le24(framed.data(), static_cast<std::uint32_t>(err.size()));
+  framed[3] = comp_client_expects_;
+  framed.insert(framed.end(), err.begin(), err.end());
+  return framed;
+}
+
+}  // namespace sluice

@@ -1,0 +1,87 @@
+// Session's upstream side: connect attempts in round-robin order with failover and connect_timeout.
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <memory>
+
+#include "common/err_packet.h"
+#include "proxy/log.h"
+#include "proxy/session.h"
+#include "proxy/worker.h"
+
+namespace sluice {
+
+void Session::connect_next_upstream() {
+  const auto& upstreams = worker_.runtime().upstreams[listener_];
+  if (attempts_ >= upstreams.size()) {
+    stats_.rejected[idx(RejectReason::kUpstreamUnavailable)].add();
+    log_event(LogLevel::kWarn, "upstream_unavailable", field("listener", cfg_->name),
+              field("client", client_addr_), number("attempts", std::uint64_t{attempts_}));
+    const ErrContext ctx{0, 0, cfg_->connect_timeout, cfg_->name};
+    return send_error_and_close(CloseReason::kUpstreamUnavailable, ErrorKind::kUpstreamUnavailable,
+                                0, ctx);
+  }
+  // A new session starts at the next upstream in round-robin order; a
+  // failover walks on from there in list order.
+  upstream_index_ = attempts_ == 0 ? worker_.next_upstream(listener_, upstreams.size())
+                                   : (upstream_index_ + 1) % upstreams.size();
+  ++attempts_;
+  const ResolvedAddress& target = upstreams[upstream_index_];
+  upstream_addr_ = target.text;
+  phase_ = Phase::kConnecting;
+
+  server_fd_ = ::socket(target.addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (server_fd_ < 0) return connect_failed(std::strerror(errno));
+  const int one = 1;
+  ::setsockopt(server_fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  connect_started_ns_ = uv_hrtime();
+  const IoResult r =
+      io_.connect(server_fd_, reinterpret_cast<const sockaddr*>(&target.addr), target.len);
+  count_io(SysOp::kConnect, r);
+  if (r.status == IoStatus::kError || r.status == IoStatus::kExhausted) {
+    return connect_failed(r.status == IoStatus::kExhausted ? "connect interrupted too often"
+                                                           : std::strerror(r.error));
+  }
+  auto poll = std::make_unique<uv_poll_t>();
+  uv_poll_init_socket(worker_.loop(), poll.get(), server_fd_);
+  poll->data = this;
+  server_poll_ = poll.release();  // owned by libuv until its close callback
+  server_events_ = 0;
+  if (r.status == IoStatus::kOk) return on_connected();
+  connect_deadline_ = now() + static_cast<std::uint64_t>(cfg_->connect_timeout.count());
+  update_poll(0);
+  arm_timer();
+}
+
+void Session::on_connect_ready() {
+  int error = 0;
+  socklen_t len = sizeof error;
+  if (::getsockopt(server_fd_, SOL_SOCKET, SO_ERROR, &error, &len) != 0) error = errno;
+  if (error != 0) return connect_failed(std::strerror(error));
+  on_connected();
+}
+
+void Session::on_connected() {
+  connect_deadline_ = 0;
+  const double seconds = static_cast<double>(uv_hrtime() - connect_started_ns_) / 1e9;
+  stats_.upstream_connect.observe(kConnectBuckets, seconds);
+  phase_ = Phase::kAwaitGreeting;
+  flush(c2s_);  // a PROXY header the client sent first goes ahead of everything
+  if (closed()) return;
+  update_poll(0);
+  arm_timer();
+}
+
+void Session::connect_failed(const std::string& why) {
+  stats_.count_connect_error(upstream_addr_);
+  log_event(LogLevel::kWarn, "upstream_connect_failed", field("listener", cfg_->name),
+            field("upstream", upstream_addr_), field("error", why));
+  connect_deadline_ = 0;
+  close_server_side();
+  connect_next_upstream();
+}
+
+}  // namespace sluice

@@ -1,0 +1,257 @@
+// One event-loop thread: its own listening sockets (SO_REUSEPORT), its sessions, no shared locks.
+#include "proxy/worker.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "common/err_packet.h"
+#include "proxy/log.h"
+#include "proxy/session.h"
+
+namespace sluice {
+namespace {
+
+constexpr int kBacklog = 4096;
+constexpr int kAcceptBatch = 64;  // accepts per readiness event, for fairness
+constexpr std::size_t kPoolMaxFree = 256;
+
+std::string peer_text(int fd) {
+  sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  if (::getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return "?";
+  char host[INET6_ADDRSTRLEN] = "?";
+  std::uint16_t port = 0;
+  if (ss.ss_family == AF_INET) {
+    const auto* a = reinterpret_cast<const sockaddr_in*>(&ss);
+    ::inet_ntop(AF_INET, &a->sin_addr, host, sizeof host);
+    port = ntohs(a->sin_port);
+    return std::string(host) + ":" + std::to_string(port);
+  }
+  const auto* a = reinterpret_cast<const sockaddr_in6*>(&ss);
+  ::inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof host);
+  port = ntohs(a->sin6_port);
+  return "[" + std::string(host) + "]:" + std::to_string(port);
+}
+
+}  // namespace
+
+Worker::Worker(std::size_t id, std::shared_ptr<const RuntimeConfig> config, MemoryBudget& budget,
+               std::vector<ListenerShared>& shared, Syscalls& sys)
+    : id_(id),
+      config_(std::move(config)),
+      budget_(budget),
+      shared_(shared),
+      sys_(sys),
+      io_(sys, 10),
+      stats_(config_->config.listeners.size()),
+      pool_(std::max<std::size_t>(config_->config.listeners.front().net_buffer_length, 4096),
+            kPoolMaxFree),
+      round_robin_(config_->config.listeners.size(), 0) {
+  uv_loop_init(&loop_);
+  uv_async_init(&loop_, &async_, [](uv_async_t* a) { static_cast<Worker*>(a->data)->on_async(); });
+  async_.data = this;
+  // Workers start their round robin at different upstreams.
+  for (std::size_t& rr : round_robin_) rr = id_;
+  seed_upstreams();
+}
+
+void Worker::seed_upstreams() {
+  for (std::size_t l = 0; l < config_->upstreams.size(); ++l) {
+    for (const ResolvedAddress& u : config_->upstreams[l])
+      stats_.listeners[l].seed_upstream(u.text);
+  }
+}
+
+Worker::~Worker() {
+  for (auto& l : listeners_) {
+    if (l->fd >= 0) ::close(l->fd);
+  }
+  uv_loop_close(&loop_);
+}
+
+bool Worker::open_listeners(std::string* error) {
+  const auto& listeners = config_->config.listeners;
+  for (std::size_t i = 0; i < listeners.size(); ++i) {
+    ResolvedAddress addr;
+    if (!resolve_address(listeners[i].listen, &addr, error)) return false;
+    const int fd = ::socket(addr.addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    const int one = 1;
+    // SO_REUSEPORT before bind: every worker binds the same port and the
+    // kernel spreads new connections across them.
+    if (fd < 0 || ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
+        ::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0 ||
+        ::bind(fd, reinterpret_cast<const sockaddr*>(&addr.addr), addr.len) != 0 ||
+        ::listen(fd, kBacklog) != 0) {
+      *error =
+          "listeners[" + std::to_string(i) + "].listen " + addr.text + ": " + std::strerror(errno);
+      if (fd >= 0) ::close(fd);
+      return false;
+    }
+    auto l = std::make_unique<Listener>();
+    l->worker = this;
+    l->index = i;
+    l->fd = fd;
+    uv_poll_init_socket(&loop_, &l->poll, fd);
+    l->poll.data = l.get();
+    l->open = true;
+    uv_poll_start(&l->poll, UV_READABLE, [](uv_poll_t* h, int, int) {
+      auto* lis = static_cast<Listener*>(h->data);
+      lis->worker->on_accept(*lis);
+    });
+    listeners_.push_back(std::move(l));
+  }
+  return true;
+}
+
+void Worker::start() {
+  thread_ = std::thread([this] { run(); });
+}
+
+void Worker::join() {
+  if (thread_.joinable()) thread_.join();
+}
+
+void Worker::run() {
+  uv_run(&loop_, UV_RUN_DEFAULT);
+  if (on_exit_) on_exit_();
+}
+
+void Worker::post_config(std::shared_ptr<const RuntimeConfig> config) {
+  {
+    std::lock_guard lock(inbox_mu_);
+    pending_config_ = std::move(config);
+  }
+  uv_async_send(&async_);
+}
+
+void Worker::post_drain() {
+  {
+    std::lock_guard lock(inbox_mu_);
+    pending_drain_ = true;
+  }
+  uv_async_send(&async_);
+}
+
+void Worker::post_force_close() {
+  {
+    std::lock_guard lock(inbox_mu_);
+    pending_force_ = true;
+  }
+  uv_async_send(&async_);
+}
+
+void Worker::on_async() {
+  std::shared_ptr<const RuntimeConfig> config;
+  bool drain = false;
+  bool force = false;
+  {
+    std::lock_guard lock(inbox_mu_);
+    config = std::move(pending_config_);
+    drain = pending_drain_;
+    force = pending_force_;
+    pending_drain_ = pending_force_ = false;
+  }
+  if (config) {
+    // Every session switches to the new limits before the old config is freed.
+    config_ = std::move(config);
+    seed_upstreams();
+    for (auto& [raw, session] : sessions_) raw->apply_config(*config_);
+  }
+  if (drain && !draining_) {
+    draining_ = true;
+    close_listeners();
+    for (auto& [raw, session] : sessions_) raw->begin_drain();
+  }
+  if (force) {
+    draining_ = true;
+    close_listeners();
+    for (auto& [raw, session] : sessions_) {
+      // Still busy at shutdown_timeout: cut off, and counted as such.
+      if (!raw->closed())
+        stats_.listeners[raw->listener()].rejected[idx(RejectReason::kShutdown)].add();
+      raw->close(CloseReason::kShutdown);
+    }
+  }
+  maybe_stop();
+}
+
+void Worker::close_listeners() {
+  for (auto& l : listeners_) {
+    if (!l->open) continue;
+    l->open = false;
+    uv_close(reinterpret_cast<uv_handle_t*>(&l->poll), [](uv_handle_t* h) {
+      auto* lis = static_cast<Listener*>(h->data);
+      ::close(lis->fd);
+      lis->fd = -1;
+    });
+  }
+}
+
+void Worker::maybe_stop() {
+  if (!draining_ || stopping_ || !sessions_.empty()) return;
+  stopping_ = true;
+  uv_close(reinterpret_cast<uv_handle_t*>(&async_), nullptr);
+}
+
+void Worker::on_accept(Listener& l) {
+  for (int i = 0; i < kAcceptBatch && l.open; ++i) {
+    io_.set_retry_budget(config_->config.listeners[l.index].net_retry_count);
+    const IoResult r = io_.accept(l.fd);
+    ListenerStats& st = stats_.listeners[l.index];
+    if (r.retries != 0) st.eintr_retries[idx(SysOp::kAccept)].add(r.retries);
+    if (r.status == IoStatus::kWouldBlock) return;
+    if (r.status != IoStatus::kOk) {
+      st.io_errors[idx(SysOp::kAccept)].add();
+      log_event(LogLevel::kWarn, "accept_failed",
+                field("listener", config_->config.listeners[l.index].name),
+                field("error", r.status == IoStatus::kExhausted ? "interrupted too often"
+                                                                : std::strerror(r.error)));
+      return;  // EMFILE and friends: try again on the next readiness event
+    }
+    admit(l, r.fd);
+  }
+}
+
+void Worker::admit(Listener& l, int fd) {
+  const ListenerConfig& cfg = config_->config.listeners[l.index];
+  ListenerStats& st = stats_.listeners[l.index];
+  st.connections_total.add();
+  const std::uint32_t open = shared_[l.index].active.fetch_add(1, std::memory_order_relaxed);
+  if (open >= cfg.max_connections) {
+    shared_[l.index].active.fetch_sub(1, std::memory_order_relaxed);
+    st.rejected[idx(RejectReason::kMaxConnections)].add();
+    const std::string client = peer_text(fd);
+    log_event(LogLevel::kWarn, "connection_rejected", field("listener", cfg.name),
+              field("client", client), field("reason", "max_connections"));
+    // The ERR takes the greeting's place (seq 0); no upstream is contacted.
+    const ErrContext ctx{0, cfg.max_connections, Millis{0}, cfg.name};
+    const auto err =
+        encode_err_packet(config_->config.errors[ErrorKind::kTooManyConnections], 0, ctx);
+    [[maybe_unused]] const ssize_t n = ::write(fd, err.data(), err.size());
+    ::shutdown(fd, SHUT_WR);
+    ::close(fd);
+    return;
+  }
+  const int one = 1;
+  ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  auto session = std::make_unique<Session>(*this, l.index, fd, peer_text(fd));
+  Session* raw = session.get();
+  sessions_.emplace(raw, std::move(session));
+  raw->start();
+}
+
+std::size_t Worker::next_upstream(std::size_t listener, std::size_t count) {
+  return round_robin_[listener]++ % count;
+}
+
+void Worker::on_session_closed(Session* session) {
+  sessions_.erase(session);
+  maybe_stop();
+}
+
+}  // namespace sluice

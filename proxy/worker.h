@@ -1,0 +1,103 @@
+// One event-loop thread: its own listening sockets (SO_REUSEPORT), its sessions, no shared locks.
+#pragma once
+
+#include <uv.h>
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "common/memory_budget.h"
+#include "common/packet_buffer.h"
+#include "proxy/io.h"
+#include "proxy/runtime_config.h"
+#include "proxy/stats.h"
+
+namespace sluice {
+
+class Session;
+
+// State shared by all workers for one listener: max_connections is per
+// listener, not per worker, so the open-session count is one atomic.
+struct ListenerShared {
+  std::atomic<std::uint32_t> active{0};
+};
+
+class Worker {
+ public:
+  Worker(std::size_t id, std::shared_ptr<const RuntimeConfig> config, MemoryBudget& budget,
+         std::vector<ListenerShared>& shared, Syscalls& sys);
+  ~Worker();
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
+
+  // Opens this worker's listening sockets; false (with `error`) if one fails.
+  bool open_listeners(std::string* error);
+  void start();  // runs the loop on its own thread
+  void join();
+
+  // Thread-safe requests, delivered through the loop's async handle.
+  void post_config(std::shared_ptr<const RuntimeConfig> config);
+  void post_drain();
+  void post_force_close();
+  // Called on the worker thread when its loop has ended.
+  void set_on_exit(std::function<void()> fn) { on_exit_ = std::move(fn); }
+
+  // For sessions (worker thread only).
+  uv_loop_t* loop() { return &loop_; }
+  const RuntimeConfig& runtime() const { return *config_; }
+  WorkerStats& stats() { return stats_; }
+  BufferPool& pool() { return pool_; }
+  MemoryBudget& budget() { return budget_; }
+  Syscalls& sys() { return sys_; }
+  ListenerShared& shared(std::size_t listener) { return shared_[listener]; }
+  bool draining() const { return draining_; }
+  std::size_t next_upstream(std::size_t listener, std::size_t count);
+  void on_session_closed(Session* session);
+
+ private:
+  struct Listener {
+    Worker* worker = nullptr;
+    std::size_t index = 0;
+    int fd = -1;
+    uv_poll_t poll{};
+    bool open = false;
+  };
+
+  void run();
+  void seed_upstreams();
+  void on_async();
+  void on_accept(Listener& l);
+  void admit(Listener& l, int fd);
+  void close_listeners();
+  void maybe_stop();
+
+  std::size_t id_;
+  std::shared_ptr<const RuntimeConfig> config_;
+  MemoryBudget& budget_;
+  std::vector<ListenerShared>& shared_;
+  Syscalls& sys_;
+  Io io_;
+  WorkerStats stats_;
+  BufferPool pool_;
+  uv_loop_t loop_{};
+  uv_async_t async_{};
+  std::vector<std::unique_ptr<Listener>> listeners_;
+  std::unordered_map<Session*, std::unique_ptr<Session>> sessions_;
+  std::vector<std::size_t> round_robin_;
+  std::thread thread_;
+  std::function<void()> on_exit_;
+  bool draining_ = false;
+  bool stopping_ = false;
+
+  std::mutex inbox_mu_;
+  std::shared_ptr<const RuntimeConfig> pending_config_;  // guarded by inbox_mu_
+  bool pending_drain_ = false;                           // guarded by inbox_mu_
+  bool pending_force_ = false;                           // guarded by inbox_mu_
+};
+
+}  // namespace sluice

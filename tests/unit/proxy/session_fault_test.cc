@@ -1,0 +1,210 @@
+// Sessions on a real worker loop with injected EINTR, EAGAIN, short I/O and errors.
+#include <doctest/doctest.h>
+
+#include <chrono>
+#include <memory>
+#include <random>
+#include <thread>
+
+#include "fake_peer.h"
+#include "fault_syscalls.h"
+#include "proxy/worker.h"
+
+namespace sluice {
+namespace {
+
+using namespace testing;
+
+// A worker on its own thread in front of a fake upstream the test drives.
+struct Rig {
+  FaultSyscalls sys;
+  std::uint16_t upstream_port = 0;
+  int upstream_listen = -1;
+  std::uint16_t port = 0;
+  MemoryBudget budget{1ull << 30};
+  std::vector<ListenerShared> shared{1};
+  std::unique_ptr<Worker> worker;
+
+  explicit Rig(std::uint32_t retry_budget = 4, std::uint16_t upstream_override = 0) {
+    upstream_listen = listen_loopback(&upstream_port);
+    const int probe = listen_loopback(&port);  // a free port for the listener
+    ::close(probe);
+    ListenerConfig l;
+    l.name = "main";
+    l.listen = {"127.0.0.1", port};
+    l.upstreams = {{"127.0.0.1", upstream_override ? upstream_override : upstream_port}};
+    l.net_retry_count = retry_budget;
+    l.connect_timeout = Millis{2000};
+    Config c;
+    c.listeners = {l};
+    std::vector<std::string> errors;
+    worker = std::make_unique<Worker>(0, make_runtime_config(c, &errors), budget, shared, sys);
+    std::string error;
+    REQUIRE(worker->open_listeners(&error));
+    worker->start();
+  }
+  ~Rig() {
+    worker->post_force_close();
+    worker->join();
+    ::close(upstream_listen);
+  }
+  const ListenerStats& stats() { return worker->stats().listeners[0]; }
+  std::uint64_t eintr(SysOp op) { return stats().eintr_retries[idx(op)].get(); }
+  std::uint64_t io_errors(SysOp op) { return stats().io_errors[idx(op)].get(); }
+};
+
+// Client and server ends of one proxied session, past authentication.
+struct Pair {
+  int client = -1;
+  int server = -1;
+  ~Pair() {
+    if (client >= 0) ::close(client);
+    if (server >= 0) ::close(server);
+  }
+};
+
+void handshake(Rig& rig, Pair& p) {
+  p.client = connect_loopback(rig.port);
+  REQUIRE(p.client >= 0);
+  p.server = accept_within(rig.upstream_listen, 5000);
+  REQUIRE(p.server >= 0);
+  REQUIRE(send_all(p.server, frame(0, greeting_payload())));
+  const Packet g = recv_packet(p.client);
+  REQUIRE(g.ok);
+  CHECK(g.payload == greeting_payload());
+  REQUIRE(send_all(p.client, frame(1, hello_payload())));
+  const Packet h = recv_packet(p.server);
+  REQUIRE(h.ok);
+  CHECK(h.seq == 1);
+  CHECK(h.payload == hello_payload());
+  REQUIRE(send_all(p.server, frame(2, ok_payload())));
+  const Packet ok = recv_packet(p.client);
+  REQUIRE(ok.ok);
+  CHECK(ok.payload == ok_payload());
+}
+
+Bytes query(std::size_t size, std::uint8_t fill) {
+  Bytes q(size, fill);
+  q[0] = 0x03;  // COM_QUERY
+  return q;
+}
+
+// The ERR the client received: {code, seq}; code 0 if none.
+std::pair<int, int> read_err(int fd) {
+  const Packet e = recv_packet(fd, 5000);
+  if (!e.ok || e.payload.empty() || e.payload[0] != 0xFF) return {0, -1};
+  return {e.payload[1] | (e.payload[2] << 8), e.seq};
+}
+
+TEST_CASE("loop: one-byte reads and writes everywhere still deliver every byte in order") {
+  Rig rig;
+  rig.sys.script(rig.sys.reads, {0, 1, 20000});
+  rig.sys.script(rig.sys.writes, {0, 1, 20000});
+  Pair p;
+  handshake(rig, p);
+  std::mt19937 rng(1);
+  Bytes all;
+  std::vector<Bytes> sent;
+  for (int i = 0; i < 40; ++i) {
+    const Bytes f = frame(0, query(1 + rng() % 300, static_cast<std::uint8_t>(i)));
+    all.insert(all.end(), f.begin(), f.end());
+    sent.push_back(f);
+  }
+  REQUIRE(send_all(p.client, all));
+  const Bytes got = recv_n(p.server, all.size(), 10000);
+  CHECK(got == all);
+}
+
+TEST_CASE("loop: EINTR n times then success is retried and counted exactly") {
+  Rig rig;
+  Pair p;
+  handshake(rig, p);
+  rig.sys.script(rig.sys.reads, {EINTR, 0, 3});
+  const Bytes q = frame(0, query(100, 'x'));
+  REQUIRE(send_all(p.client, q));
+  CHECK(recv_n(p.server, q.size()) == q);
+  CHECK(rig.eintr(SysOp::kRead) == 3);
+  rig.sys.script(rig.sys.writes, {EINTR, 0, 2});
+  REQUIRE(send_all(p.server, frame(1, ok_payload())));
+  CHECK(recv_packet(p.client).payload == ok_payload());
+  CHECK(rig.eintr(SysOp::kWrite) == 2);
+  CHECK(rig.io_errors(SysOp::kRead) == 0);
+}
+
+TEST_CASE("loop: EINTR past net_retry_count fails the read: ERR 1158, both sides close") {
+  Rig rig(4);
+  Pair p;
+  handshake(rig, p);
+  rig.sys.script(rig.sys.reads, {EINTR, 0, 5});  // the call and four retries
+  REQUIRE(send_all(p.client, frame(0, query(10, 'y'))));
+  CHECK(read_err(p.client).first == 1158);
+  CHECK(closed_within(p.client, 5000));
+  CHECK(closed_within(p.server, 5000));
+  CHECK(rig.eintr(SysOp::kRead) == 4);
+  CHECK(rig.io_errors(SysOp::kRead) == 1);
+}
+
+TEST_CASE("loop: EAGAIN is not a retry; the read happens again on readiness") {
+  Rig rig;
+  Pair p;
+  handshake(rig, p);
+  rig.sys.script(rig.sys.reads, {EAGAIN, 0, 5});
+  const Bytes q = frame(0, query(64, 'z'));
+  REQUIRE(send_all(p.client, q));
+  CHECK(recv_n(p.server, q.size()) == q);
+  CHECK(rig.eintr(SysOp::kRead) == 0);
+}
+
+TEST_CASE(
+    "loop: ECONNRESET on a read and EPIPE on a write to the server reach the client as ERRs") {
+  SUBCASE("reset") {
+    Rig rig;
+    Pair p;
+    handshake(rig, p);
+    rig.sys.script(rig.sys.reads, {ECONNRESET});
+    REQUIRE(send_all(p.client, frame(0, query(10, 'r'))));
+    CHECK(read_err(p.client).first == 1158);
+    CHECK(closed_within(p.server, 5000));
+    CHECK(rig.io_errors(SysOp::kRead) == 1);
+  }
+  SUBCASE("broken pipe") {
+    Rig rig;
+    Pair p;
+    handshake(rig, p);
+    rig.sys.script(rig.sys.writes, {EPIPE});
+    REQUIRE(send_all(p.client, frame(0, query(10, 'w'))));
+    const auto [code, seq] = read_err(p.client);
+    CHECK(code == 1160);
+    CHECK(seq == 1);  // the client sent seq 0 and expects 1 next
+    CHECK(closed_within(p.server, 5000));
+    CHECK(rig.io_errors(SysOp::kWrite) == 1);
+  }
+}
+
+TEST_CASE("loop: accept and connect retry EINTR, counted under their own op") {
+  Rig rig;
+  rig.sys.script(rig.sys.accepts, {EINTR, 0, 2});
+  rig.sys.script(rig.sys.connects, {EINTR, 0, 3});
+  Pair p;
+  handshake(rig, p);
+  CHECK(rig.eintr(SysOp::kAccept) == 2);
+  CHECK(rig.eintr(SysOp::kConnect) == 3);
+}
+
+TEST_CASE(
+    "loop: a connect interrupted past the budget fails over; none left gives ERR 2003 seq 0") {
+  Rig rig(2);
+  rig.sys.script(rig.sys.connects, {EINTR, 0, 3});
+  const int client = connect_loopback(rig.port);
+  REQUIRE(client >= 0);
+  const auto [code, seq] = read_err(client);
+  CHECK(code == 2003);
+  CHECK(seq == 0);
+  CHECK(closed_within(client, 5000));
+  CHECK(rig.eintr(SysOp::kConnect) == 2);
+  CHECK(rig.stats().rejected[idx(RejectReason::kUpstreamUnavailable)].get() == 1);
+  ::close(client);
+}
+
+}  // namespace
+}  // namespace sluice
