@@ -57,6 +57,7 @@ class Server {
 
  private:
   void on_signal(int signum);
+  void pin_ports(const std::vector<std::uint16_t>& ports);
   void reload();
   void drain();
   void on_worker_exit();
@@ -77,15 +78,16 @@ class Server {
 };
 
 int Server::run() {
-  const Config& c = config_->config;
-  for (unsigned i = 0; i < worker_count(c); ++i) {
+  for (unsigned i = 0; i < worker_count(config_->config); ++i) {
     workers_.push_back(std::make_unique<Worker>(i, config_, budget_, shared_, real_syscalls()));
     std::string error;
     if (!workers_.back()->open_listeners(&error)) {
       log_event(LogLevel::kError, "listen_failed", field("error", error));
       return 1;
     }
+    if (i == 0) pin_ports(workers_.front()->bound_ports());
   }
+  const Config& c = config_->config;
   std::vector<std::string> names;
   for (const ListenerConfig& l : c.listeners) names.push_back(l.name);
   auto collector = std::make_shared<MetricsCollector>(names, budget_, globals_);
@@ -132,6 +134,23 @@ int Server::run() {
   return 0;
 }
 
+// A listener on port 0 gets its port from the kernel once; every other worker
+// (and every reload) then binds that same port.
+void Server::pin_ports(const std::vector<std::uint16_t>& ports) {
+  bool changed = false;
+  Config pinned = config_->config;
+  for (std::size_t i = 0; i < ports.size(); ++i) {
+    if (pinned.listeners[i].listen.port == 0) {
+      pinned.listeners[i].listen.port = ports[i];
+      changed = true;
+    }
+  }
+  if (!changed) return;
+  auto rc = std::make_shared<RuntimeConfig>(*config_);
+  rc->config = std::move(pinned);
+  config_ = rc;
+}
+
 void Server::on_signal(int signum) {
   if (signum == SIGHUP) return reload();
   drain();
@@ -164,13 +183,37 @@ void Server::on_worker_exit() {
 }
 
 // Limits, timeouts, errors, sequence_check and log level apply at once (open
-// sessions from their next packet); upstreams to new sessions.
+// sessions from their next packet); upstreams to new sessions. What needs a
+// restart (listen addresses, workers, metrics.listen) keeps running as it is,
+// and the log says so.
 void Server::reload() {
   LoadedConfig loaded = load_config_file(options_.config_path, options_.overrides);
   std::vector<std::string> problems;
   for (const ConfigProblem& p : loaded.problems) problems.push_back(p.text());
-  std::shared_ptr<const RuntimeConfig> next;
-  if (problems.empty()) next = make_runtime_config(std::move(loaded.config), &problems);
+  const Config& current = config_->config;
+  Config& next = loaded.config;
+  if (problems.empty() && next.listeners.size() != current.listeners.size()) {
+    problems.push_back("the number of listeners changed: that needs a restart");
+  }
+  std::shared_ptr<const RuntimeConfig> runtime;
+  if (problems.empty()) {
+    for (std::size_t i = 0; i < next.listeners.size(); ++i) {
+      HostPort& listen = next.listeners[i].listen;
+      if (listen.port == 0 && listen.host == current.listeners[i].listen.host) {
+        listen.port = current.listeners[i].listen.port;  // the port the kernel chose
+      }
+    }
+    for (const std::string& key : restart_only_changes(current, next)) {
+      log_event(LogLevel::kWarn, "reload_needs_restart", field("key", key));
+    }
+    next.workers = current.workers;
+    next.metrics.listen = current.metrics.listen;
+    for (std::size_t i = 0; i < next.listeners.size(); ++i) {
+      next.listeners[i].listen = current.listeners[i].listen;
+      next.listeners[i].name = current.listeners[i].name;
+    }
+    runtime = make_runtime_config(std::move(next), &problems);
+  }
   if (!problems.empty()) {
     globals_.reloads_failed.fetch_add(1);
     for (const std::string& p : problems) {
@@ -179,22 +222,13 @@ void Server::reload() {
     }
     return;
   }
-  for (const std::string& key : restart_only_changes(config_->config, next->config)) {
-    log_event(LogLevel::kWarn, "reload_needs_restart", field("key", key));
-  }
-  if (restart_only_changes(config_->config, next->config).size() > 0 &&
-      next->config.listeners.size() != config_->config.listeners.size()) {
-    globals_.reloads_failed.fetch_add(1);
-    log_event(LogLevel::kError, "reload_failed",
-              field("problem", "the set of listeners changed: restart sluice"));
-    return;
-  }
-  Log::get().configure(next->config.log.level, next->config.log.format);
-  budget_.set_limit(next->config.memory_limit);
-  for (const std::string& w : next->config.warnings)
+  Log::get().configure(runtime->config.log.level, runtime->config.log.format);
+  budget_.set_limit(runtime->config.memory_limit);
+  for (const std::string& w : runtime->config.warnings) {
     log_event(LogLevel::kWarn, "config_warning", field("warning", w));
-  config_ = next;
-  for (auto& w : workers_) w->post_config(next);
+  }
+  config_ = runtime;
+  for (auto& w : workers_) w->post_config(runtime);
   globals_.reloads_ok.fetch_add(1);
   log_event(LogLevel::kInfo, "reloaded", field("config", options_.config_path));
 }

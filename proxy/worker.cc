@@ -108,6 +108,19 @@ bool Worker::open_listeners(std::string* error) {
   return true;
 }
 
+std::vector<std::uint16_t> Worker::bound_ports() const {
+  std::vector<std::uint16_t> ports;
+  for (const auto& l : listeners_) {
+    sockaddr_storage ss{};
+    socklen_t len = sizeof ss;
+    ::getsockname(l->fd, reinterpret_cast<sockaddr*>(&ss), &len);
+    ports.push_back(ntohs(ss.ss_family == AF_INET
+                              ? reinterpret_cast<const sockaddr_in*>(&ss)->sin_port
+                              : reinterpret_cast<const sockaddr_in6*>(&ss)->sin6_port));
+  }
+  return ports;
+}
+
 void Worker::start() {
   thread_ = std::thread([this] { run(); });
 }

@@ -37,6 +37,8 @@ class Worker {
 
   // Opens this worker's listening sockets; false (with `error`) if one fails.
   bool open_listeners(std::string* error);
+  // The port each listener is bound to (what the kernel chose for port 0).
+  std::vector<std::uint16_t> bound_ports() const;
   void start();  // runs the loop on its own thread
   void join();
 
