@@ -158,7 +158,7 @@ class Session {
   void on_inner_packet(Pipe& p, std::uint64_t length);
   bool framing_at_boundary(const Pipe& p) const;
   std::vector<std::uint8_t> error_packet(ErrorKind kind, std::uint8_t seq, const ErrContext& ctx);
-  bool scan_pre_greeting(Pipe& p);
+  bool scan_client_start(Pipe& p);
   bool oversized(Pipe& p, const FrameEvent& ev, std::uint64_t limit);
   void command_completed();
   void on_tracker_step(ResponseTracker::Step step);
@@ -194,6 +194,7 @@ class Session {
   // Sequence id the client expects on the next packet it receives.
   std::uint8_t client_expects_ = 0;
   bool auth_waiting_client_ = false;  // the server asked the client for more auth data
+  bool client_started_ = false;       // the client's first bytes were examined
   bool pre_greeting_done_ = false;    // a PROXY header was read; the client must now wait
   bool close_when_flushed_ = false;   // drain: close once the last response is written
   ResponseTracker tracker_;

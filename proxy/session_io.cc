@@ -48,8 +48,8 @@ void Session::on_readable(Pipe& p) {
     p.bytes += r.bytes;
     stats_.bytes[idx(p.dir)].add(r.bytes);
     idle_deadline_ = now() + static_cast<std::uint64_t>(cfg_->wait_timeout.count());
-  } else if (&p == &c2s_ && phase_ < Phase::kAwaitHello) {
-    if (!scan_pre_greeting(p)) return;
+  } else if (&p == &c2s_ && !client_started_) {
+    if (!scan_client_start(p)) return;
   } else {
     scan(p, from);
     if (closed()) return;
@@ -245,8 +245,14 @@ void Session::on_source_eof(Pipe& p) {
   p.eof = true;
   const ErrContext ctx{0, 0, Millis{0}, cfg_->name};
   if (&p == &c2s_) {
-    // A packet the client did not finish is never forwarded.
-    c2s_.buf.drop_partial();
+    // A packet the client did not finish is never forwarded; a PROXY header
+    // it did not finish is (the server then counts the failed connect
+    // against the address it claimed, not against sluice's).
+    if (client_started_) {
+      c2s_.buf.drop_partial();
+    } else {
+      c2s_.buf.set_complete(c2s_.buf.received());
+    }
     flush(c2s_);
     return close(CloseReason::kClientQuit);
   }

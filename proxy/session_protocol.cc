@@ -21,41 +21,72 @@ constexpr std::uint8_t kProxyV2Sig[12] = {0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D,
                                           0x0A, 0x51, 0x55, 0x49, 0x54, 0x0A};
 constexpr std::size_t kProxyV1Max = 107;
 
-// Length of a complete PROXY header at the start of `d`, 0 if more bytes are
-// needed, or -1 if these bytes are not a PROXY header.
-long proxy_header_length(const std::uint8_t* d, std::size_t n) {
+struct ProxyHeader {
+  enum class Kind : std::uint8_t { kNone, kIncomplete, kMalformed, kComplete };
+  Kind kind;
+  std::size_t length = 0;
+};
+
+// Whether the client's first bytes are a PROXY protocol header, and how long.
+ProxyHeader proxy_header(const std::uint8_t* d, std::size_t n) {
+  using K = ProxyHeader::Kind;
   static constexpr char kV1[] = "PROXY ";
-  const std::size_t v1_check = std::min<std::size_t>(n, 6);
-  if (std::memcmp(d, kV1, v1_check) == 0) {
+  if (n == 0) return {K::kIncomplete};
+  if (std::memcmp(d, kV1, std::min<std::size_t>(n, 6)) == 0) {
     for (std::size_t i = 1; i < std::min(n, kProxyV1Max); ++i) {
-      if (d[i - 1] == '\r' && d[i] == '\n') return static_cast<long>(i + 1);
+      if (d[i - 1] == '\r' && d[i] == '\n') return {K::kComplete, i + 1};
     }
-    return n >= kProxyV1Max ? -1 : 0;
+    return n >= kProxyV1Max ? ProxyHeader{K::kMalformed} : ProxyHeader{K::kIncomplete};
   }
-  const std::size_t v2_check = std::min<std::size_t>(n, sizeof kProxyV2Sig);
-  if (std::memcmp(d, kProxyV2Sig, v2_check) != 0) return -1;
-  if (n < 16) return 0;
-  const std::size_t total = 16 + ((static_cast<std::size_t>(d[14]) << 8) | d[15]);
-  return n >= total ? static_cast<long>(total) : 0;
+  if (std::memcmp(d, kProxyV2Sig, std::min(n, sizeof kProxyV2Sig)) != 0) return {K::kNone};
+  if (n < 16) return {K::kIncomplete};
+  const std::size_t addresses = (static_cast<std::size_t>(d[14]) << 8) | d[15];
+  // Version 2, command LOCAL or PROXY, and room for the family's addresses,
+  // as mariadbd checks; anything else is for the server to refuse.
+  const std::uint8_t family = d[13] >> 4;
+  const std::size_t needed = family == 1 ? 12 : family == 2 ? 36 : family == 3 ? 216 : 0;
+  if ((d[12] != 0x20 && d[12] != 0x21) || (d[12] == 0x21 && addresses < needed)) {
+    return {K::kMalformed};
+  }
+  const std::size_t total = 16 + addresses;
+  return n >= total ? ProxyHeader{K::kComplete, total} : ProxyHeader{K::kIncomplete};
 }
 
 }  // namespace
 
-// Before the greeting the client may only send a PROXY protocol header, which
-// goes upstream untouched ahead of everything (mariadbd reads it there).
-// Anything else is not a MySQL client: it gets an ERR and a close.
-bool Session::scan_pre_greeting(Pipe& p) {
-  const long n = proxy_header_length(p.buf.data() + p.buf.complete(), p.buf.partial());
-  if (n == 0) return true;
-  if (n < 0 || static_cast<std::size_t>(n) != p.buf.partial()) {
-    const ErrContext ctx{0, 0, Millis{0}, cfg_->name};
-    send_error_and_close(CloseReason::kBadHandshake, ErrorKind::kBadHandshake, 0, ctx);
-    return false;
+// The client's first bytes may be a PROXY protocol header (v1 or v2), sent
+// before the greeting by proxies or after it, with the HandshakeResponse, by
+// libmariadb. It goes upstream untouched (mariadbd reads it when sluice is in
+// its proxy_protocol_networks) and framing starts after it. A malformed one is
+// passed on as is, so the client gets the server's own verdict. Any other
+// bytes before the greeting are not a MySQL client: ERR and close.
+bool Session::scan_client_start(Pipe& p) {
+  using K = ProxyHeader::Kind;
+  const std::size_t start = p.buf.complete();
+  const ProxyHeader h = proxy_header(p.buf.data() + start, p.buf.partial());
+  if (h.kind == K::kIncomplete) return true;  // hold until it is whole
+  client_started_ = true;
+  if (h.kind == K::kMalformed) {
+    go_opaque(c2s_);
+    p.buf.set_complete(p.buf.received());
+    return true;
   }
-  p.buf.set_complete(p.buf.received());
-  p.bytes += static_cast<std::uint64_t>(n);
-  pre_greeting_done_ = true;
-  return true;
+  if (h.kind == K::kComplete) {
+    p.buf.set_complete(start + h.length);
+    p.bytes += h.length;
+    stats_.bytes[idx(p.dir)].add(h.length);
+  }
+  if (phase_ < Phase::kAwaitHello) {
+    if (p.buf.partial() > 0) {
+      const ErrContext ctx{0, 0, Millis{0}, cfg_->name};
+      send_error_and_close(CloseReason::kBadHandshake, ErrorKind::kBadHandshake, 0, ctx);
+      return false;
+    }
+    pre_greeting_done_ = true;  // the handshake must wait for the greeting
+    return true;
+  }
+  scan(p, p.buf.complete());
+  return !closed();
 }
 
 bool Session::on_header(Pipe& p, const FrameEvent& ev) {
