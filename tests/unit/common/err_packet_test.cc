@@ -23,7 +23,7 @@ TEST_CASE("err packet: header, code, SQLSTATE marker and message on the wire") {
   CHECK(std::string(p.begin() + 13, p.end()) == spec.message);
 }
 
-TEST_CASE("err packet: placeholders expand; unknown braces stay as written") {
+TEST_CASE("err packet: placeholders expand - unknown braces stay as written") {
   ErrContext ctx;
   ctx.size = 2048;
   ctx.limit = 1024;

@@ -40,7 +40,7 @@ TEST_CASE("packet buffer: cursors sent <= complete <= received, reset when drain
   CHECK_FALSE(b.allocated());
 }
 
-TEST_CASE("packet buffer: growth keeps bytes; a grown buffer is not returned to the pool") {
+TEST_CASE("packet buffer: growth keeps bytes - a grown buffer is not returned to the pool") {
   BufferPool pool(16, 4);
   PacketBuffer b;
   b.adopt(pool.acquire(), pool.block_size());

@@ -121,7 +121,7 @@ TEST_CASE("an ERR in the middle of rows or metadata ends the response") {
   }
 }
 
-TEST_CASE("MORE_RESULTS chains results, LOCAL INFILE included; an ERR ends the chain") {
+TEST_CASE("MORE_RESULTS chains results, LOCAL INFILE included - an ERR ends the chain") {
   Session s(kClassic);
   CHECK(s.command(kComQuery) == Step::kContinue);
   CHECK(s.server(ok(0x000A)) == Step::kContinue);
@@ -248,7 +248,7 @@ TEST_CASE("one-packet answers") {
   CHECK(s.server(kRow) == Step::kUnexpected);
 }
 
-TEST_CASE("pipelined commands form a FIFO; no-answer commands do not queue") {
+TEST_CASE("pipelined commands form a FIFO - no-answer commands do not queue") {
   Session s(kModern);
   CHECK(s.command(kComQuery, 1) == Step::kContinue);
   CHECK(s.command(kComStmtClose, 2) == Step::kComplete);

@@ -60,7 +60,7 @@ TEST_CASE("io: EINTR forever fails after exactly the budget's retries") {
   CHECK(sys.write_calls == 11);  // the call, then ten retries
 }
 
-TEST_CASE("io: a budget of 0 never retries; EINTR budget exactly spent still succeeds") {
+TEST_CASE("io: a budget of 0 never retries - EINTR budget exactly spent still succeeds") {
   FaultSyscalls sys;
   SocketPair sp;
   REQUIRE(::write(sp.b, "z", 1) == 1);
@@ -76,7 +76,7 @@ TEST_CASE("io: a budget of 0 never retries; EINTR budget exactly spent still suc
   CHECK(r.retries == 2);
 }
 
-TEST_CASE("io: EAGAIN is not a retry; EOF and errors are mapped") {
+TEST_CASE("io: EAGAIN is not a retry - EOF and errors are mapped") {
   FaultSyscalls sys;
   Io io(sys, 10);
   SocketPair sp;
@@ -117,7 +117,7 @@ TEST_CASE("io: short writes of one byte report one byte") {
   CHECK(std::string(buf, 6) == "abcdef");
 }
 
-TEST_CASE("io: accept and connect retry EINTR; a retried connect reports progress or done") {
+TEST_CASE("io: accept and connect retry EINTR - a retried connect reports progress or done") {
   FaultSyscalls sys;
   Io io(sys, 5);
   const int lfd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
