@@ -1,0 +1,98 @@
+# Entry points: `make run` (sluice in front of a scratch MariaDB) and `make test` (everything CI runs).
+#
+#   make deps         install missing Debian packages (build + test)
+#   make build        Release build in build/
+#   make run          scratch MariaDB + sluice with conf/sluice.yaml; CONFIG=path runs your config
+#   make unit         unit tests (ctest label `unit`)
+#   make integration  integration tests against real MariaDB servers (ctest label `integration`)
+#   make test         deps, build, all ctest tests, ASan/UBSan unit tests, a short fuzz run
+#   make asan         unit tests built with AddressSanitizer + UndefinedBehaviorSanitizer (build-asan/)
+#   make fuzz         libFuzzer targets built with clang (build-fuzz/), FUZZ_SECONDS each (default 60)
+#   make bench        direct vs HAProxy vs sluice benchmark (tests/bench/run.sh)
+#   make format       clang-format -i on every .h/.cc
+#   make clean        remove the build trees
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+
+NPROC := $(shell nproc)
+BUILD_DIR := build
+ASAN_DIR := build-asan
+FUZZ_DIR := build-fuzz
+FUZZ_SECONDS ?= 60
+# Integration tests start a MariaDB (and a sluice) each and mostly wait on I/O,
+# so two at a time keeps a 2-core machine busy without starving any of them.
+TEST_JOBS ?= 2
+CONFIG ?=
+
+SOURCE_DIRS := common proxy tests
+SANITIZER_ENV := ASAN_OPTIONS=detect_leaks=1:strict_string_checks=1 \
+                 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+
+.PHONY: deps build run unit integration test asan fuzz bench format clean
+
+deps:
+	scripts/deps.sh all
+
+build:
+	cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=Release
+	cmake --build $(BUILD_DIR) -j$(NPROC)
+
+run:
+	BUILD_DIR=$(abspath $(BUILD_DIR)) scripts/run.sh $(if $(CONFIG),--config $(CONFIG))
+
+unit: build
+	ctest --test-dir $(BUILD_DIR) -L unit --output-on-failure -j$(NPROC)
+
+integration: build
+	ctest --test-dir $(BUILD_DIR) -L integration --output-on-failure -j$(TEST_JOBS)
+
+# Every stage runs even when an earlier one fails, so one run reports all of
+# them; the exit status is non-zero if any failed.
+test:
+	scripts/deps.sh all
+	$(MAKE) build
+	failed=""; \
+	ctest --test-dir $(BUILD_DIR) --output-on-failure -j$(TEST_JOBS) || failed="$$failed ctest"; \
+	$(MAKE) asan || failed="$$failed asan"; \
+	$(MAKE) fuzz FUZZ_SECONDS=15 || failed="$$failed fuzz"; \
+	if [ -n "$$failed" ]; then echo "make test: FAILED:$$failed" >&2; exit 1; fi; \
+	echo "make test: all passed"
+
+# Only the unit test executables are built here: they are what the sanitizers are for,
+# and building everything twice would double `make test`'s compile time.
+asan:
+	cmake -S . -B $(ASAN_DIR) -DSLUICE_SANITIZE=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo
+	targets="common_tests"; \
+	if cmake --build $(ASAN_DIR) --target help | grep -w proxy_tests >/dev/null; then targets="$$targets proxy_tests"; fi; \
+	cmake --build $(ASAN_DIR) -j$(NPROC) --target $$targets; \
+	for t in $$targets; do \
+	  echo "== $$t (ASan+UBSan)"; \
+	  $(SANITIZER_ENV) $(ASAN_DIR)/tests/unit/$$t; \
+	done
+
+fuzz:
+	CC=clang CXX=clang++ cmake -S . -B $(FUZZ_DIR) -DSLUICE_FUZZ=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo
+	targets=$$(cmake --build $(FUZZ_DIR) --target help | grep -o 'fuzz_[A-Za-z0-9_]*' | sort -u | tr '\n' ' '); \
+	if [ -z "$$targets" ]; then echo "no fuzz_* targets defined" >&2; exit 1; fi; \
+	cmake --build $(FUZZ_DIR) -j$(NPROC) --target $$targets; \
+	for t in $$targets; do \
+	  corpus=$(FUZZ_DIR)/corpus/$$t; mkdir -p $$corpus; \
+	  seeds=tests/fuzz/corpus/$$t; [ -d $$seeds ] || seeds=; \
+	  echo "== $$t for $(FUZZ_SECONDS) s"; \
+	  $(SANITIZER_ENV) $(FUZZ_DIR)/tests/fuzz/$$t -max_total_time=$(FUZZ_SECONDS) \
+	    -print_final_stats=1 $$corpus $$seeds 2>$(FUZZ_DIR)/$$t.log \
+	    || { tail -n 60 $(FUZZ_DIR)/$$t.log; exit 1; }; \
+	  tail -n 12 $(FUZZ_DIR)/$$t.log; \
+	done
+
+bench: build
+	@test -x tests/bench/run.sh || { echo "tests/bench/run.sh does not exist yet" >&2; exit 1; }
+	tests/bench/run.sh
+
+format:
+	@command -v clang-format >/dev/null || { echo "clang-format missing: apt-get install clang-format" >&2; exit 1; }
+	find $(SOURCE_DIRS) \( -name '*.h' -o -name '*.cc' \) -print0 | xargs -0 clang-format -i
+
+clean:
+	rm -rf $(BUILD_DIR) $(ASAN_DIR) $(FUZZ_DIR)
