@@ -13,7 +13,7 @@ namespace sluice {
 // the framer's offsets point into it.
 struct FrameEvent {
   enum class Kind : std::uint8_t {
-    kNeedMore,   // every byte given was consumed; nothing to report yet
+    kNeedMore,   // nothing to report yet: call again with the rest (or more) input
     kHeader,     // a frame header was completed (the 4 bytes are consumed)
     kPacketEnd,  // the last frame of a logical packet was completed
   };
@@ -28,7 +28,9 @@ struct FrameEvent {
 };
 
 // State machine over headers. Invariant: the caller feeds every byte of the
-// stream exactly once, in order, in any split; `next` returns at each event.
+// stream exactly once, in order, in any split; `next` returns at each event,
+// and also (as kNeedMore) where a 0xFFFFFF frame's payload ends, so a caller
+// loops until all of its input is consumed.
 // A zero-length final frame yields kHeader then (with consumed 0) kPacketEnd.
 class Framer {
  public:

@@ -1,9 +1,17 @@
 // The Prometheus view: sums every worker's stats at scrape time and serves them over HTTP.
 #include "proxy/metrics.h"
 
+#include "proxy/runtime_config.h"
+
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
 #include <fstream>
 #include <limits>
 #include <stdexcept>
+#include <thread>
 
 namespace sluice {
 namespace {
@@ -251,6 +259,10 @@ std::string read_first_line(const std::string& path) {
 MetricsServer::MetricsServer(const MetricsConfig& config,
                              std::shared_ptr<MetricsCollector> collector)
     : collector_(std::move(collector)) {
+  // A wildcard address is reached through loopback.
+  wake_host_ = config.listen.host == "0.0.0.0" ? "127.0.0.1"
+               : config.listen.host == "::"    ? "::1"
+                                               : config.listen.host;
   exposer_ = std::make_unique<prometheus::Exposer>(config.listen.text(), 2);
   if (!config.username.empty()) {
     const std::string user = config.username;
@@ -264,6 +276,48 @@ MetricsServer::MetricsServer(const MetricsConfig& config,
   exposer_->RegisterCollectable(collector_, config.path);
 }
 
-MetricsServer::~MetricsServer() = default;
+int MetricsServer::port() const {
+  const std::vector<int> ports = exposer_->GetListeningPorts();
+  return ports.empty() ? 0 : ports.front();
+}
+
+namespace {
+
+// Sends one complete request to host:port and hangs up, waiting at most 50 ms.
+// A whole request lets civetweb's worker finish at once instead of waiting
+// out its request timeout.
+void touch(const std::string& host, int port) {
+  ResolvedAddress addr;
+  std::string error;
+  if (!resolve_address({host, static_cast<std::uint16_t>(port)}, &addr, &error)) return;
+  const int fd = ::socket(addr.addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return;
+  if (::connect(fd, reinterpret_cast<const sockaddr*>(&addr.addr), addr.len) != 0) {
+    pollfd p{fd, POLLOUT, 0};
+    ::poll(&p, 1, 50);
+  }
+  static constexpr char kRequest[] = "GET / HTTP/1.0\r\n\r\n";
+  [[maybe_unused]] const ssize_t n = ::send(fd, kRequest, sizeof kRequest - 1, MSG_NOSIGNAL);
+  ::close(fd);
+}
+
+}  // namespace
+
+// civetweb 1.15 stops only when its listening thread's poll times out (up to
+// two seconds; fixed in 1.16); a request to the endpoint wakes that thread at
+// once, so shutdown does not hold the port (and the process) that long.
+MetricsServer::~MetricsServer() {
+  const int bound = port();
+  std::atomic<bool> stopped{false};
+  std::thread waker([&] {
+    while (!stopped.load()) {
+      touch(wake_host_, bound);
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  });
+  exposer_.reset();
+  stopped.store(true);
+  waker.join();
+}
 
 }  // namespace sluice

@@ -48,9 +48,13 @@ class MetricsServer {
   MetricsServer(const MetricsConfig& config, std::shared_ptr<MetricsCollector> collector);
   ~MetricsServer();
 
+  // The port actually bound (what the kernel chose for port 0).
+  int port() const;
+
  private:
   std::shared_ptr<MetricsCollector> collector_;
   std::unique_ptr<prometheus::Exposer> exposer_;
+  std::string wake_host_;  // where a connection reaches the endpoint
 };
 
 }  // namespace sluice

@@ -20,25 +20,20 @@ constexpr std::uint64_t kLingerMs = 2000;
 // How often a read paused by memory_limit asks the budget again.
 constexpr std::uint64_t kMemoryRetryMs = 5;
 
-constexpr std::string_view kReasonNames[] = {"client_quit",
-                                             "server_closed",
-                                             "upstream_unavailable",
-                                             "connect_timeout",
-                                             "handshake_timeout",
-                                             "read_timeout",
-                                             "write_timeout",
-                                             "idle_timeout",
-                                             "read_error",
-                                             "write_error",
-                                             "client_write_error",
-                                             "packet_too_large",
-                                             "server_packet_too_large",
-                                             "out_of_memory",
-                                             "out_of_order",
-                                             "bad_handshake",
-                                             "shutdown"};
+constexpr std::string_view kReasonNames[] = {"client_quit",      "client_closed",
+                                             "server_closed",    "upstream_unavailable",
+                                             "connect_timeout",  "handshake_timeout",
+                                             "read_timeout",     "write_timeout",
+                                             "idle_timeout",     "read_error",
+                                             "write_error",      "client_write_error",
+                                             "packet_too_large", "server_packet_too_large",
+                                             "out_of_memory",    "out_of_order",
+                                             "bad_handshake",    "shutdown"};
 
 }  // namespace
+
+static_assert(std::size(kReasonNames) == static_cast<std::size_t>(CloseReason::kShutdown) + 1,
+              "one name per close reason");
 
 std::string_view close_reason_name(CloseReason r) {
   return kReasonNames[static_cast<std::size_t>(r)];

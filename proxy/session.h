@@ -26,7 +26,8 @@ class Worker;
 
 // Why a session ended: the log field, and the choice of error for the client.
 enum class CloseReason : std::uint8_t {
-  kClientQuit,    // the client closed (after COM_QUIT or not)
+  kClientQuit,    // the client sent COM_QUIT (whoever hung up first)
+  kClientClosed,  // the client closed without COM_QUIT
   kServerClosed,  // the upstream closed
   kUpstreamUnavailable,
   kConnectTimeout,
@@ -205,6 +206,7 @@ class Session {
   bool compressed_ = false;               // compressed framing is on
   std::uint8_t comp_client_expects_ = 0;  // compressed-frame seq the client expects next
   bool draining_ = false;
+  bool quit_sent_ = false;  // the client sent COM_QUIT: any close now is its own
 
   // Upstream attempts.
   std::size_t attempts_ = 0;

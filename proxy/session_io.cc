@@ -254,7 +254,7 @@ void Session::on_source_eof(Pipe& p) {
       c2s_.buf.set_complete(c2s_.buf.received());
     }
     flush(c2s_);
-    return close(CloseReason::kClientQuit);
+    return close(quit_sent_ ? CloseReason::kClientQuit : CloseReason::kClientClosed);
   }
   if (phase_ == Phase::kAwaitGreeting && !greeting_seen_ && s2c_.buf.received() == 0) {
     return connect_failed("closed before the greeting");  // counts as a failed attempt
@@ -269,7 +269,7 @@ void Session::on_source_eof(Pipe& p) {
   // The server said its last word (an ERR, or nothing): pass it on, then close.
   to_client_.clear();
   to_client_sent_ = 0;
-  reason_ = CloseReason::kServerClosed;
+  reason_ = quit_sent_ ? CloseReason::kClientQuit : CloseReason::kServerClosed;
   enter_linger();
 }
 

@@ -266,6 +266,7 @@ void Session::on_client_packet(const std::uint8_t* payload, std::size_t avail, s
   if (tracker_.awaiting_client()) return on_tracker_step(tracker_.on_client_packet(prefix, length));
   const std::uint8_t command = avail > 0 ? payload[0] : 0xFF;
   stats_.commands[command_index(command)].add();
+  if (command == kComQuit) quit_sent_ = true;
   idle_deadline_ = 0;
   // The tag is the send time: the packet leaves in this same loop turn.
   on_tracker_step(tracker_.on_command(prefix, length, uv_hrtime()));
