@@ -1,6 +1,9 @@
 // One direction's byte buffer, with cursors that separate sent, complete and partial packets.
 #include "common/packet_buffer.h"
 
+#include <sys/mman.h>
+
+#include <cstdint>
 #include <cstring>
 
 namespace sluice {
@@ -68,8 +71,25 @@ bool PacketBuffer::grow(std::size_t capacity) {
   void* grown = std::realloc(data_, capacity);
   if (grown == nullptr) return false;
   data_ = static_cast<std::uint8_t*>(grown);
+  const std::size_t old = capacity_;
   capacity_ = capacity;
+  prefault(old);
   return true;
+}
+
+// A large packet's buffer is fresh memory that is written once: faulting it
+// in 4 KiB at a time costs more CPU than moving the bytes. One
+// MADV_POPULATE_WRITE (Linux 5.14+) maps the whole new range in a single call;
+// where the kernel lacks it, the pages fault in as before.
+void PacketBuffer::prefault(std::size_t from) {
+  constexpr std::size_t kPage = 4096;
+  constexpr std::size_t kWorthIt = 1u << 20;
+  const auto begin = (reinterpret_cast<std::uintptr_t>(data_) + from + kPage - 1) & ~(kPage - 1);
+  const auto end = (reinterpret_cast<std::uintptr_t>(data_) + capacity_) & ~(kPage - 1);
+  if (end <= begin || end - begin < kWorthIt) return;
+#ifdef MADV_POPULATE_WRITE
+  ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_POPULATE_WRITE);  // advisory only
+#endif
 }
 
 void PacketBuffer::reset() {

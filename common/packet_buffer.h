@@ -93,6 +93,8 @@ class PacketBuffer {
   }
 
  private:
+  void prefault(std::size_t from);
+
   std::uint8_t* data_ = nullptr;
   std::size_t capacity_ = 0;
   std::size_t sent_ = 0;
