@@ -18,10 +18,21 @@ namespace sluice {
 // Written only by its worker's thread and read by the scraper's: a relaxed
 // load + store compiles to a plain add, with no locked instruction on the
 // data path, and the scraper still reads a whole value.
+//
+// Built with -DSLUICE_METRICS=OFF every update is a no-op: that build exists
+// only so the benchmark can show what counting costs.
+#ifdef SLUICE_NO_METRICS
+inline constexpr bool kCounting = false;
+#else
+inline constexpr bool kCounting = true;
+#endif
+
 class StatCounter {
  public:
   void add(std::uint64_t n = 1) {
-    value_.store(value_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+    if constexpr (kCounting) {
+      value_.store(value_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+    }
   }
   std::uint64_t get() const { return value_.load(std::memory_order_relaxed); }
 
@@ -32,7 +43,9 @@ class StatCounter {
 class StatGauge {
  public:
   void add(std::int64_t n) {
-    value_.store(value_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+    if constexpr (kCounting) {
+      value_.store(value_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+    }
   }
   std::int64_t get() const { return value_.load(std::memory_order_relaxed); }
 
@@ -45,8 +58,10 @@ template <std::size_t N>
 class StatHistogram {
  public:
   void observe(const std::array<double, N>& bounds, double value) {
-    buckets_[bucket_index(bounds, value)].add();
-    sum_.store(sum_.load(std::memory_order_relaxed) + value, std::memory_order_relaxed);
+    if constexpr (kCounting) {
+      buckets_[bucket_index(bounds, value)].add();
+      sum_.store(sum_.load(std::memory_order_relaxed) + value, std::memory_order_relaxed);
+    }
   }
   std::uint64_t bucket(std::size_t i) const { return buckets_[i].get(); }
   double sum() const { return sum_.load(std::memory_order_relaxed); }

@@ -497,14 +497,17 @@ listeners:
                 port = free_port()
                 self.targets[name] = {"kind": "floor", "port": port,
                                       "argv": [self.a.floor, str(port), str(self.db_port)]}
-            elif re.fullmatch(r"sluice-w\d+", name):
-                workers = int(name.split("-w")[1])
+            elif re.fullmatch(r"sluice(-nometrics)?-w\d+", name):
+                # sluice-nometrics-wN: the same proxy built with -DSLUICE_METRICS=OFF, to show
+                # what counting costs per query.
+                workers = int(name.split("-w")[-1])
+                binary = self.a.sluice_nometrics if "nometrics" in name else self.a.sluice
                 port, mport = free_port(), free_port()
                 cfg = self.write_sluice_cfg(name, port, mport)
                 self.targets[name] = {"kind": "sluice", "port": port, "metrics_port": mport, "workers": workers,
-                                      "argv": [self.a.sluice, "--config", cfg, "--set", f"workers={workers}"]}
+                                      "argv": [binary, "--config", cfg, "--set", f"workers={workers}"]}
             else:
-                raise BenchError(f"unknown target {name!r} (direct, haproxy, floor, sluice-wN)")
+                raise BenchError(f"unknown target {name!r} (direct, haproxy, floor, sluice-wN, sluice-nometrics-wN)")
 
     def start_target(self, name):
         t = self.targets[name]
@@ -1154,12 +1157,13 @@ def parse_args():
     p.add_argument("--workdir", required=True, help="scratch dir (datadir, logs, configs); removed by the caller")
     p.add_argument("--repo", default=os.path.dirname(os.path.dirname(here)))
     p.add_argument("--sluice", required=False, default="")
+    p.add_argument("--sluice-nometrics", required=False, default="")
     p.add_argument("--floor", default="")
     p.add_argument("--framer-bench", default="")
     p.add_argument("--blob-client", default="")
     p.add_argument("--results", default=os.path.join(here, "results", "latest.md"))
     a = p.parse_args()
-    for k in ("workdir", "sluice", "floor", "framer_bench", "blob_client", "results"):
+    for k in ("workdir", "sluice", "sluice_nometrics", "floor", "framer_bench", "blob_client", "results"):
         if getattr(a, k):
             setattr(a, k, os.path.abspath(getattr(a, k)))
     a.seconds = env_int("BENCH_SECONDS", 15)
@@ -1170,7 +1174,8 @@ def parse_args():
     a.blob_repeat = env_int("BLOB_REPEAT", 3)
     a.settle = env_int("SETTLE_MS", 1000) / 1000
     workers = os.environ.get("SLUICE_WORKERS", "1 2").split()
-    a.targets = os.environ.get("TARGETS", "direct haproxy floor " + " ".join(f"sluice-w{w}" for w in workers)).split()
+    a.targets = os.environ.get("TARGETS", "direct haproxy floor " + " ".join(f"sluice-w{w}" for w in workers)
+                               + f" sluice-nometrics-w{workers[0]}").split()
     a.workloads = os.environ.get("WORKLOADS", "ps1 ps16 rw8 blob").split()
     a.parts = os.environ.get("PARTS", "micro sysbench blob idle").split()
     if "sysbench" not in a.parts:
@@ -1202,9 +1207,11 @@ def main():
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     if a.idle_n and a.idle_n * 2 + 200 > hard:
         log(f"warning: IDLE_N={a.idle_n} needs ~{a.idle_n * 2 + 200} fds in a proxy; the hard limit is {hard}")
-    for flag, path in (("--sluice", a.sluice), ("--floor", a.floor), ("--framer-bench", a.framer_bench),
+    for flag, path in (("--sluice", a.sluice), ("--sluice-nometrics", a.sluice_nometrics),
+                       ("--floor", a.floor), ("--framer-bench", a.framer_bench),
                        ("--blob-client", a.blob_client)):
         needed = {"--sluice": any(t.startswith("sluice") for t in a.targets) and a.parts != ["micro"],
+                  "--sluice-nometrics": any("nometrics" in t for t in a.targets) and a.parts != ["micro"],
                   "--floor": "floor" in a.targets and a.parts != ["micro"],
                   "--framer-bench": "micro" in a.parts,
                   "--blob-client": "blob" in a.workloads}[flag]

@@ -32,6 +32,8 @@
 #   IDLE_FRESH=1          restart each proxy just before its idle test (0: measure as is)
 #   MICRO_MIN_TIME=0.5    Google Benchmark min time per micro-benchmark (seconds)
 #   SLUICE_BIN=path       benchmark this sluice binary instead of building one
+#   SLUICE_NOMETRICS_BIN=path  the -DSLUICE_METRICS=OFF build for target sluice-nometrics-wN
+#                         (default: built in BUILD_DIR-nometrics); it shows what counting costs
 #   BUILD_DIR=build-bench build tree (relative to the repo root)
 #   RESULTS=path          markdown output (default tests/bench/results/latest.md)
 #   KEEP_WORKDIR=1        keep the scratch dir (logs, configs) for a post-mortem
@@ -97,6 +99,16 @@ if ((${#targets[@]})); then
     die "build failed"
 fi
 SLUICE_BIN=${SLUICE_BIN:-$BUILD_DIR/proxy/sluice}
+# The same proxy with metric counting compiled out, to measure what counting costs.
+NOMETRICS_DIR="$BUILD_DIR-nometrics"
+if [[ -z "${SLUICE_NOMETRICS_BIN:-}" ]]; then
+  log "building sluice with -DSLUICE_METRICS=OFF in $NOMETRICS_DIR"
+  timeout 600 cmake -S "$ROOT" -B "$NOMETRICS_DIR" -DCMAKE_BUILD_TYPE=Release -DSLUICE_TESTS=OFF \
+    -DSLUICE_METRICS=OFF >"$BUILD_DIR/bench-configure-nometrics.log" 2>&1 &&
+    timeout 1800 cmake --build "$NOMETRICS_DIR" --target sluice -j"$(nproc)" >&2 ||
+    die "build of the metrics-off sluice failed (log: $BUILD_DIR/bench-configure-nometrics.log)"
+fi
+SLUICE_NOMETRICS_BIN=$(realpath "${SLUICE_NOMETRICS_BIN:-$NOMETRICS_DIR/proxy/sluice}")
 [[ -x "$SLUICE_BIN" ]] || die "no sluice binary at $SLUICE_BIN"
 SLUICE_BIN=$(realpath "$SLUICE_BIN")
 mkdir -p "$BUILD_DIR"
@@ -130,6 +142,7 @@ trap 'exit 130' INT TERM HUP
 
 # Background + wait, so a TERM to this shell reaches the trap (and the driver) at once.
 "$PY" "$HERE/bench.py" --workdir "$WORKDIR" --repo "$ROOT" --sluice "$SLUICE_BIN" \
+  --sluice-nometrics "$SLUICE_NOMETRICS_BIN" \
   --floor "$BUILD_DIR/floorproxy" --framer-bench "$BUILD_DIR/tests/bench/framer_bench" \
   --blob-client "$BUILD_DIR/blob_client" \
   --results "${RESULTS:-$HERE/results/latest.md}" &
