@@ -81,6 +81,7 @@ void Session::connect_failed(const std::string& why) {
             field("upstream", upstream_addr_), field("error", why));
   connect_deadline_ = 0;
   close_server_side();
+  s2c_.eof = false;  // the next upstream starts a fresh server stream
   connect_next_upstream();
 }
 
