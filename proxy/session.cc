@@ -201,11 +201,13 @@ void Session::on_timer() {
       c.timeout = cfg_->net_read_timeout;
       std::uint8_t seq = client_expects_;
       if (p == &c2s_) {
-        // A stalled header carries no seq yet: a new command would be seq 0.
-        const bool header_only = c2s_.framer.payload_left() == 0;
-        seq = header_only && phase_ == Phase::kCommand && c2s_.framer.logical_so_far() == 0
-                  ? 1
-                  : static_cast<std::uint8_t>(c2s_.last_seq + 1);
+        // One past the stalled frame's seq. A frame whose header has not
+        // arrived whole carries the seq it would have had: 0 for a new
+        // command, else the next one in the exchange.
+        const bool in_payload = c2s_.framer.payload_left() > 0;
+        const bool new_command = phase_ == Phase::kCommand && c2s_.framer.logical_so_far() == 0;
+        const std::uint8_t stalled = in_payload ? c2s_.last_seq : new_command ? 0 : next_seq_;
+        seq = static_cast<std::uint8_t>(stalled + 1);
       }
       return send_error_and_close(CloseReason::kReadTimeout, ErrorKind::kReadTimeout, seq, c);
     }
