@@ -11,6 +11,9 @@
 #   make bench        direct vs HAProxy vs sluice benchmark (tests/bench/run.sh)
 #   make format       clang-format -i on every .h/.cc
 #   make clean        remove the build trees
+#   make docker-test  build docker/Dockerfile with podman on a debootstrap'ed base and run it (scripts/docker-test.sh)
+#   make package      Debian package with CPack (build-pkg/sluice_*.deb)
+#   make package-test build the package, install it into a clean bookworm root, check it (scripts/package-test.sh)
 
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
@@ -96,3 +99,22 @@ format:
 
 clean:
 	rm -rf $(BUILD_DIR) $(ASAN_DIR) $(FUZZ_DIR)
+
+# Deployment (issue 7). Not part of `make test`: docker-test downloads a Debian base once
+# and builds an image (minutes), see README "Operations".
+PKG_DIR := build-pkg
+.PHONY: docker-test package package-test
+
+docker-test:
+	scripts/docker-test.sh
+
+package:
+	scripts/deps.sh package
+	cmake -S . -B $(PKG_DIR) -DCMAKE_BUILD_TYPE=Release -DSLUICE_TESTS=OFF -DCMAKE_INSTALL_PREFIX=/usr
+	cmake --build $(PKG_DIR) -j$(NPROC) --target sluice
+	rm -f $(PKG_DIR)/sluice_*.deb $(PKG_DIR)/sluice_*.deb.sha256
+	cd $(PKG_DIR) && cpack -G DEB
+	@ls -1 $(PKG_DIR)/sluice_*.deb
+
+package-test: package
+	scripts/package-test.sh $(PKG_DIR)/sluice_*.deb

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs the Debian 12 packages sluice needs to build (build), for `make run` (run), for its tests (test), or all.
+# Installs the Debian 12 packages sluice needs to build (build), for `make run` (run), for its tests (test), or all;
+# optional sets: docker (`make docker-test`), package (`make package`), package-test.
 #
 # Only what is missing is installed, so a machine that already has everything
 # never touches the network; `apt-get update` runs only when something is missing.
@@ -20,8 +21,24 @@ readonly TEST_PACKAGES=(
 # `make run` needs a server to put sluice in front of, but none of the test tools.
 readonly RUN_PACKAGES=(mariadb-server mariadb-client)
 
+# `make docker-test` (optional, not in `all`): a debootstrap'ed base imported into podman,
+# the image built with podman/buildah (chroot isolation, no Docker engine), compose
+# validated with docker-compose, the image run in front of a scratch MariaDB.
+# uidmap, fuse-overlayfs and slirp4netns are what podman needs when not run as root.
+readonly DOCKER_PACKAGES=(
+  debootstrap podman buildah docker-compose uidmap fuse-overlayfs slirp4netns
+  jq curl mariadb-server mariadb-client
+)
+# `make package` (optional, not in `all`): CPack's DEB generator needs dpkg-shlibdeps
+# (dpkg-dev) for Depends. `make package-test` also installs the package into a debootstrap
+# root and boots it with systemd-nspawn (systemd-container), a scratch MariaDB behind it.
+readonly PACKAGE_PACKAGES=(dpkg-dev)
+readonly PACKAGE_TEST_PACKAGES=(
+  dpkg-dev debootstrap systemd-container curl mariadb-server mariadb-client
+)
+
 usage() {
-  echo "usage: $0 build|run|test|all" >&2
+  echo "usage: $0 build|run|test|all|docker|package|package-test" >&2
   exit 2
 }
 
@@ -46,6 +63,9 @@ case "$1" in
   run) wanted=("${BUILD_PACKAGES[@]}" "${RUN_PACKAGES[@]}") ;;
   test) wanted=("${TEST_PACKAGES[@]}") ;;
   all) wanted=("${BUILD_PACKAGES[@]}" "${TEST_PACKAGES[@]}") ;;
+  docker) wanted=("${DOCKER_PACKAGES[@]}") ;;
+  package) wanted=("${BUILD_PACKAGES[@]}" "${PACKAGE_PACKAGES[@]}") ;;
+  package-test) wanted=("${PACKAGE_TEST_PACKAGES[@]}") ;;
   *) usage ;;
 esac
 
