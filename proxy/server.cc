@@ -4,6 +4,8 @@
 #include <sys/resource.h>
 #include <uv.h>
 
+#include <pthread.h>
+
 #include <csignal>
 #include <memory>
 #include <thread>
@@ -23,6 +25,17 @@ void raise_fd_limit() {
     rl.rlim_cur = rl.rlim_max;
     setrlimit(RLIMIT_NOFILE, &rl);
   }
+}
+
+// SIGTERM/SIGINT/SIGHUP: blocked from start-up until the main loop handles
+// them, and in every worker thread (which inherit the mask) for good.
+sigset_t control_signals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGHUP);
+  return set;
 }
 
 unsigned worker_count(const Config& c) {
@@ -111,6 +124,10 @@ int Server::run() {
   uv_signal_start(&sigterm_, cb, SIGTERM);
   uv_signal_start(&sigint_, cb, SIGINT);
   uv_signal_start(&sighup_, cb, SIGHUP);
+  // Signals that arrived during start-up were held (see run_server); the
+  // handlers exist now, so they are delivered here, on the main loop.
+  sigset_t set = control_signals();
+  pthread_sigmask(SIG_UNBLOCK, &set, nullptr);
   uv_timer_init(loop_, &shutdown_timer_);
   shutdown_timer_.data = this;
 
@@ -237,6 +254,10 @@ void Server::reload() {
 
 int run_server(const ServerOptions& options, Config config) {
   std::signal(SIGPIPE, SIG_IGN);
+  // A SIGTERM during start-up must drain, not kill: hold it until the
+  // handlers are installed.
+  sigset_t set = control_signals();
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
   raise_fd_limit();
   Log::get().configure(config.log.level, config.log.format);
   for (const std::string& w : config.warnings)
