@@ -1,6 +1,7 @@
 // A loaded config plus what the runtime derives from it once: resolved upstream addresses.
 #include "proxy/runtime_config.h"
 
+#include <arpa/inet.h>
 #include <netdb.h>
 
 #include <cstring>
@@ -26,18 +27,24 @@ bool resolve_address(const HostPort& hp, ResolvedAddress* out, std::string* erro
 }
 
 std::shared_ptr<const RuntimeConfig> make_runtime_config(Config config,
-                                                         std::vector<std::string>* errors) {
+                                                         std::vector<std::string>* warnings) {
   auto rc = std::make_shared<RuntimeConfig>();
   for (const ListenerConfig& l : config.listeners) {
     std::vector<ResolvedAddress> list;
     for (const HostPort& hp : l.upstreams) {
       ResolvedAddress a;
       std::string error;
-      if (resolve_address(hp, &a, &error)) {
-        list.push_back(std::move(a));
-      } else {
-        errors->push_back("listeners." + l.name + ".upstreams: " + error);
+      in6_addr probe{};
+      a.numeric = ::inet_pton(AF_INET, hp.host.c_str(), &probe) == 1 ||
+                  ::inet_pton(AF_INET6, hp.host.c_str(), &probe) == 1;
+      if (!resolve_address(hp, &a, &error)) {
+        a.len = 0;
+        warnings->push_back("listeners." + l.name + ".upstreams: " + error +
+                            " (counted as a failed attempt until it resolves)");
       }
+      a.text = hp.text();
+      a.where = hp;
+      list.push_back(std::move(a));
     }
     rc->upstreams.push_back(std::move(list));
   }

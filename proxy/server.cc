@@ -229,7 +229,11 @@ void Server::reload() {
       next.listeners[i].listen = current.listeners[i].listen;
       next.listeners[i].name = current.listeners[i].name;
     }
-    runtime = make_runtime_config(std::move(next), &problems);
+    std::vector<std::string> unresolved;
+    runtime = make_runtime_config(std::move(next), &unresolved);
+    for (const std::string& w : unresolved) {
+      log_event(LogLevel::kWarn, "upstream_unresolved", field("warning", w));
+    }
   }
   if (!problems.empty()) {
     globals_.reloads_failed.fetch_add(1);
@@ -262,12 +266,12 @@ int run_server(const ServerOptions& options, Config config) {
   Log::get().configure(config.log.level, config.log.format);
   for (const std::string& w : config.warnings)
     log_event(LogLevel::kWarn, "config_warning", field("warning", w));
-  std::vector<std::string> errors;
-  auto runtime = make_runtime_config(std::move(config), &errors);
-  if (!errors.empty()) {
-    for (const std::string& e : errors)
-      log_event(LogLevel::kError, "config_error", field("problem", e));
-    return 1;
+  // An upstream name that does not resolve yet is not fatal: workers keep
+  // looking it up, as a database container may start after sluice.
+  std::vector<std::string> unresolved;
+  auto runtime = make_runtime_config(std::move(config), &unresolved);
+  for (const std::string& w : unresolved) {
+    log_event(LogLevel::kWarn, "upstream_unresolved", field("warning", w));
   }
   Server server(options, runtime);
   return server.run();

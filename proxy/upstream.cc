@@ -15,8 +15,8 @@
 namespace sluice {
 
 void Session::connect_next_upstream() {
-  const auto& upstreams = worker_.runtime().upstreams[listener_];
-  if (attempts_ >= upstreams.size()) {
+  const std::size_t count = worker_.upstream_count(listener_);
+  if (attempts_ >= count) {
     stats_.rejected[idx(RejectReason::kUpstreamUnavailable)].add();
     log_event(LogLevel::kWarn, "upstream_unavailable", field("listener", cfg_->name),
               field("client", client_addr_), number("attempts", std::uint64_t{attempts_}));
@@ -26,12 +26,13 @@ void Session::connect_next_upstream() {
   }
   // A new session starts at the next upstream in round-robin order; a
   // failover walks on from there in list order.
-  upstream_index_ = attempts_ == 0 ? worker_.next_upstream(listener_, upstreams.size())
-                                   : (upstream_index_ + 1) % upstreams.size();
+  upstream_index_ =
+      attempts_ == 0 ? worker_.next_upstream(listener_, count) : (upstream_index_ + 1) % count;
   ++attempts_;
-  const ResolvedAddress& target = upstreams[upstream_index_];
+  const ResolvedAddress& target = worker_.upstream(listener_, upstream_index_);
   upstream_addr_ = target.text;
   phase_ = Phase::kConnecting;
+  if (target.len == 0) return connect_failed("name not resolved");
 
   server_fd_ = ::socket(target.addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (server_fd_ < 0) return connect_failed(std::strerror(errno));

@@ -2,6 +2,7 @@
 #include "proxy/worker.h"
 
 #include <arpa/inet.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
@@ -19,6 +20,7 @@ namespace {
 constexpr int kBacklog = 4096;
 constexpr int kAcceptBatch = 64;  // accepts per readiness event, for fairness
 constexpr std::size_t kPoolMaxFree = 256;
+constexpr std::uint64_t kResolveIntervalMs = 5000;
 
 std::string peer_text(int fd) {
   sockaddr_storage ss{};
@@ -58,6 +60,62 @@ Worker::Worker(std::size_t id, std::shared_ptr<const RuntimeConfig> config, Memo
   // Workers start their round robin at different upstreams.
   for (std::size_t& rr : round_robin_) rr = id_;
   seed_upstreams();
+  adopt_upstreams();
+  uv_timer_init(&loop_, &resolve_timer_);
+  resolve_timer_.data = this;
+  uv_timer_start(
+      &resolve_timer_, [](uv_timer_t* t) { static_cast<Worker*>(t->data)->resolve_names(); },
+      kResolveIntervalMs, kResolveIntervalMs);
+  // Only names need it; an idle worker with numeric upstreams never wakes.
+  bool any_name = false;
+  for (const auto& list : upstreams_) {
+    for (const ResolvedAddress& a : list) any_name = any_name || !a.numeric;
+  }
+  if (!any_name) uv_timer_stop(&resolve_timer_);
+  uv_unref(reinterpret_cast<uv_handle_t*>(&resolve_timer_));
+}
+
+void Worker::adopt_upstreams() {
+  upstreams_ = config_->upstreams;
+}
+
+// Looks every upstream name up again, off the loop (libuv's thread pool); a
+// failed lookup keeps the last good address.
+void Worker::resolve_names() {
+  struct Lookup {
+    uv_getaddrinfo_t req;
+    Worker* worker;
+    std::shared_ptr<const RuntimeConfig> config;  // the lookup's indexes refer to it
+    std::size_t listener;
+    std::size_t index;
+  };
+  for (std::size_t l = 0; l < upstreams_.size(); ++l) {
+    for (std::size_t i = 0; i < upstreams_[l].size(); ++i) {
+      const ResolvedAddress& a = upstreams_[l][i];
+      if (a.numeric) continue;
+      auto lookup = std::make_unique<Lookup>(Lookup{{}, this, config_, l, i});
+      lookup->req.data = lookup.get();
+      addrinfo hints{};
+      hints.ai_family = AF_UNSPEC;
+      hints.ai_socktype = SOCK_STREAM;
+      const std::string port = std::to_string(a.where.port);
+      const int rc = uv_getaddrinfo(
+          &loop_, &lookup->req,
+          [](uv_getaddrinfo_t* req, int status, addrinfo* res) {
+            std::unique_ptr<Lookup> done(static_cast<Lookup*>(req->data));
+            Worker* self = done->worker;
+            // A reload in between replaced the table: this answer is stale.
+            if (status == 0 && res != nullptr && self->config_ == done->config) {
+              ResolvedAddress& target = self->upstreams_[done->listener][done->index];
+              std::memcpy(&target.addr, res->ai_addr, res->ai_addrlen);
+              target.len = res->ai_addrlen;
+            }
+            uv_freeaddrinfo(res);
+          },
+          a.where.host.c_str(), port.c_str(), &hints);
+      if (rc == 0) lookup.release();  // owned by the request until its callback
+    }
+  }
 }
 
 void Worker::seed_upstreams() {
@@ -173,6 +231,7 @@ void Worker::on_async() {
     // Every session switches to the new limits before the old config is freed.
     config_ = std::move(config);
     seed_upstreams();
+    adopt_upstreams();
     for (auto& [raw, session] : sessions_) raw->apply_config(*config_);
   }
   if (drain && !draining_) {
@@ -209,6 +268,7 @@ void Worker::maybe_stop() {
   if (!draining_ || stopping_ || !sessions_.empty()) return;
   stopping_ = true;
   uv_close(reinterpret_cast<uv_handle_t*>(&async_), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&resolve_timer_), nullptr);
 }
 
 void Worker::on_accept(Listener& l) {

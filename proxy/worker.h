@@ -59,6 +59,11 @@ class Worker {
   ListenerShared& shared(std::size_t listener) { return shared_[listener]; }
   bool draining() const { return draining_; }
   std::size_t next_upstream(std::size_t listener, std::size_t count);
+  // The current address of upstream `i` of `listener` (len 0: not resolved).
+  const ResolvedAddress& upstream(std::size_t listener, std::size_t i) const {
+    return upstreams_[listener][i];
+  }
+  std::size_t upstream_count(std::size_t listener) const { return upstreams_[listener].size(); }
   void on_session_closed(Session* session);
 
  private:
@@ -72,6 +77,8 @@ class Worker {
 
   void run();
   void seed_upstreams();
+  void adopt_upstreams();
+  void resolve_names();
   void on_async();
   void on_accept(Listener& l);
   void admit(Listener& l, int fd);
@@ -91,6 +98,10 @@ class Worker {
   std::vector<std::unique_ptr<Listener>> listeners_;
   std::unordered_map<Session*, std::unique_ptr<Session>> sessions_;
   std::vector<std::size_t> round_robin_;
+  // This worker's view of the upstream addresses: the config's, with names
+  // looked up again every kResolveInterval so a moved database is followed.
+  std::vector<std::vector<ResolvedAddress>> upstreams_;
+  uv_timer_t resolve_timer_{};
   std::thread thread_;
   std::function<void()> on_exit_;
   bool draining_ = false;
