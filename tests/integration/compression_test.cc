@@ -1,0 +1,70 @@
+// Compressed sessions: framed by their compressed headers, limits on the uncompressed lengths.
+#include <doctest/doctest.h>
+
+#include <string>
+#include <vector>
+
+#include "tests/support/mariadb_server.h"
+#include "tests/support/metrics_scrape.h"
+#include "tests/support/process.h"
+#include "tests/support/target.h"
+
+namespace sluice::test {
+namespace {
+
+// `mariadb --compress` against port with `sql` on stdin (a long statement
+// would not fit on a command line).
+ProcessResult compressed_cli(int port, const std::string& sql) {
+  return run_process(
+      {"mariadb", "--no-defaults", "--protocol=TCP", "-h", "127.0.0.1", "-P", std::to_string(port),
+       "-u", "root", "--batch", "--skip-column-names", "--compress", "--max-allowed-packet=64M"},
+      std::chrono::minutes(2), {sql});
+}
+
+// A statement whose COM_QUERY payload (1 command byte + the text) is exactly `payload` bytes.
+std::string query_of_payload(std::size_t payload) {
+  const std::string head = "SELECT LENGTH('";
+  const std::string tail = "')";
+  return head + std::string(payload - 1 - head.size() - tail.size(), 'q') + tail;
+}
+
+TEST_CASE("compression: queries, result sets and tracking work in a compressed session") {
+  MariaDbServer server;
+  Target target(server);
+  const auto r = compressed_cli(target.port(),
+                                "SELECT 1;\n"
+                                "SELECT COUNT(*) > 100 FROM information_schema.columns;\n"
+                                "SELECT LENGTH(REPEAT('z', 3000000));\n");
+  REQUIRE_MESSAGE(r.status.success(), r.err);
+  CHECK(r.out == "1\n1\n3000000\n");
+  if (target.direct()) return;
+  const std::string m = http_get(target.sluice()->metrics_port());
+  CHECK(metric_value(m, "sluice_compressed_sessions_total", {{"listener", "main"}}) == 1);
+  CHECK(metric_value(m, "sluice_response_tracking_lost_total", {{"listener", "main"}}) == 0);
+  CHECK(metric_value(m, "sluice_commands_total", {{"command", "COM_QUERY"}}) >= 3);
+  CHECK(metric_value(m, "sluice_command_duration_seconds_count", {{"command", "COM_QUERY"}}) ==
+        metric_value(m, "sluice_commands_total", {{"command", "COM_QUERY"}}));
+}
+
+TEST_CASE("compression: max_allowed_packet applies to the uncompressed packet") {
+  MariaDbServer server({.args = {"--max-allowed-packet=64M"}});
+  SluiceConfig config;
+  config.listener = {{"max_allowed_packet", "1M"}};
+  Target target(server, config);
+  if (target.direct()) return;  // the limit under test is sluice's
+  // Highly compressible: a few KiB on the wire, 1 MiB - 1 and 1 MiB uncompressed.
+  const auto pass = compressed_cli(target.port(), query_of_payload((1 << 20) - 1) + ";\n");
+  REQUIRE_MESSAGE(pass.status.success(), pass.err);
+  CHECK(pass.out == std::to_string((1 << 20) - 1 - 17 - 1) + "\n");
+  const auto refused = compressed_cli(target.port(), query_of_payload(1 << 20) + ";\n");
+  CHECK(refused.status.code == 1);
+  CHECK(refused.err.find("ERROR 1153 (08S01)") != std::string::npos);
+  CHECK(refused.err.find("Got a packet bigger than 'max_allowed_packet' bytes") !=
+        std::string::npos);
+  const std::string m = http_get(target.sluice()->metrics_port());
+  CHECK(metric_value(m, "sluice_oversized_packets_total",
+                     {{"direction", "client_to_server"}, {"action", "close"}}) == 1);
+}
+
+}  // namespace
+}  // namespace sluice::test
