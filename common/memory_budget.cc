@@ -8,7 +8,7 @@ namespace sluice {
 bool MemoryBudget::try_add(std::uint64_t n) {
   std::uint64_t used = used_.load(std::memory_order_relaxed);
   do {
-    if (used + n > limit_.load(std::memory_order_relaxed)) return false;
+    if (used + n > limit_.load(std::memory_order_relaxed) + kSlack) return false;
   } while (!used_.compare_exchange_weak(used, used + n, std::memory_order_relaxed));
   return true;
 }

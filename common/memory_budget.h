@@ -22,6 +22,11 @@ class MemoryBudget {
  public:
   using Ticket = std::uint64_t;  // 0 = none
 
+  // The budget caps packet payload bytes; buffers also hold frame headers and
+  // the start of the next packet, so reservations may pass the limit by this
+  // much (a packet of memory_limit - 1 payload bytes must still fit).
+  static constexpr std::uint64_t kSlack = 64 << 10;
+
   explicit MemoryBudget(std::uint64_t limit) : limit_(limit) {}
 
   std::uint64_t limit() const { return limit_.load(std::memory_order_relaxed); }

@@ -12,7 +12,7 @@ namespace {
 
 // How the server answers a command.
 enum class Answer : std::uint8_t {
-  kUntrackable,  // a stream (binlog) or an unknown command: stop tracking
+  kUntrackable,  // a stream (binlog dump, MySQL's clone): stop tracking
   kNone,         // nothing at all
   kResult,       // OK / ERR / LOCAL INFILE / result sets, chained by MORE_RESULTS
   kFetch,        // rows of an open cursor
@@ -23,13 +23,14 @@ enum class Answer : std::uint8_t {
   kChangeUser,   // authentication round trips, then OK or ERR
 };
 
-// Every command byte mapped to its answer. Obsolete and internal commands
-// (COM_SLEEP, COM_TIME, COM_TABLE_DUMP, ...) get a single ERR from current
-// MariaDB and MySQL servers ("Unknown command"), checked on MariaDB 10.11.
+// Every command byte mapped to its answer. Obsolete, internal and unknown
+// commands (COM_SLEEP, COM_TIME, COM_TABLE_DUMP, any byte the server does not
+// know) get a single ERR ("Unknown command", 1047), checked on MariaDB 10.11.
+constexpr std::uint8_t kComClone = 0x20;  // MySQL 8: streams a data directory
+
 constexpr std::array<Answer, 256> make_answers() {
   std::array<Answer, 256> a{};
-  a.fill(Answer::kUntrackable);
-  for (std::uint8_t c = kComSleep; c <= kComResetConnection; ++c) a[c] = Answer::kSingle;
+  a.fill(Answer::kSingle);
   a[kComQuit] = a[kComStmtSendLongData] = a[kComStmtClose] = Answer::kNone;
   a[kComQuery] = a[kComProcessInfo] = Answer::kResult;
   a[kComStmtExecute] = a[kComStmtBulkExecute] = Answer::kResult;
@@ -38,7 +39,7 @@ constexpr std::array<Answer, 256> make_answers() {
   a[kComFieldList] = Answer::kFieldList;
   a[kComStatistics] = Answer::kAnyOne;
   a[kComChangeUser] = Answer::kChangeUser;
-  a[kComBinlogDump] = a[kComBinlogDumpGtid] = Answer::kUntrackable;
+  a[kComBinlogDump] = a[kComBinlogDumpGtid] = a[kComClone] = Answer::kUntrackable;
   return a;
 }
 constexpr std::array<Answer, 256> kAnswers = make_answers();

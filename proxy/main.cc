@@ -57,8 +57,11 @@ int main(int argc, char** argv) {
     }
   }
   sluice::LoadedConfig loaded = sluice::load_config_file(options.config_path, options.overrides);
-  for (const std::string& w : loaded.config.warnings) {
-    std::fprintf(stderr, "%s: warning: %s\n", options.config_path.c_str(), w.c_str());
+  if (check) {
+    // A running sluice logs its warnings in its own log format instead.
+    for (const std::string& w : loaded.config.warnings) {
+      std::fprintf(stderr, "%s: warning: %s\n", options.config_path.c_str(), w.c_str());
+    }
   }
   if (!loaded.ok()) {
     for (const sluice::ConfigProblem& p : loaded.problems) {

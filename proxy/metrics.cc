@@ -256,14 +256,33 @@ std::string read_first_line(const std::string& path) {
 
 }  // namespace
 
+namespace {
+
+// civetweb listens as soon as the Exposer exists, a moment before the
+// collector is registered: a scrape in that moment would get a 404 (a failed
+// scrape when sluice restarts under a running Prometheus). Requests wait for
+// the registration instead. One endpoint per process, hence a flag here.
+std::atomic<bool> g_endpoint_ready{false};
+
+int hold_until_ready(mg_connection*) {
+  for (int i = 0; i < 1000 && !g_endpoint_ready.load(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return 0;  // let civetweb dispatch the request as usual
+}
+
+}  // namespace
+
 MetricsServer::MetricsServer(const MetricsConfig& config,
                              std::shared_ptr<MetricsCollector> collector)
     : collector_(std::move(collector)) {
+  g_endpoint_ready.store(false);
   // A wildcard address is reached through loopback.
   wake_host_ = config.listen.host == "0.0.0.0" ? "127.0.0.1"
                : config.listen.host == "::"    ? "::1"
                                                : config.listen.host;
-  exposer_ = std::make_unique<prometheus::Exposer>(config.listen.text(), 2);
+  callbacks_.begin_request = hold_until_ready;
+  exposer_ = std::make_unique<prometheus::Exposer>(config.listen.text(), 2, &callbacks_);
   if (!config.username.empty()) {
     const std::string user = config.username;
     const std::string password = read_first_line(config.password_file);
@@ -274,6 +293,7 @@ MetricsServer::MetricsServer(const MetricsConfig& config,
         "sluice", config.path);
   }
   exposer_->RegisterCollectable(collector_, config.path);
+  g_endpoint_ready.store(true);
 }
 
 int MetricsServer::port() const {

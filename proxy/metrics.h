@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include <CivetServer.h>
 #include <prometheus/client_metric.h>
 #include <prometheus/collectable.h>
 #include <prometheus/exposer.h>
@@ -53,6 +54,7 @@ class MetricsServer {
 
  private:
   std::shared_ptr<MetricsCollector> collector_;
+  CivetCallbacks callbacks_{};  // must outlive the exposer
   std::unique_ptr<prometheus::Exposer> exposer_;
   std::string wake_host_;  // where a connection reaches the endpoint
 };

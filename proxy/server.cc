@@ -4,6 +4,7 @@
 #include <sys/resource.h>
 #include <uv.h>
 
+#include <malloc.h>
 #include <pthread.h>
 
 #include <csignal>
@@ -93,25 +94,31 @@ class Server {
 int Server::run() {
   for (unsigned i = 0; i < worker_count(config_->config); ++i) {
     workers_.push_back(std::make_unique<Worker>(i, config_, budget_, shared_, real_syscalls()));
+  }
+  // The metrics endpoint is complete before any listener exists, so whoever
+  // can connect to sluice can also scrape it.
+  std::vector<std::string> names;
+  for (const ListenerConfig& l : config_->config.listeners) names.push_back(l.name);
+  auto collector = std::make_shared<MetricsCollector>(names, budget_, globals_);
+  for (auto& w : workers_) collector->add_worker(&w->stats());
+  try {
+    metrics_ = std::make_unique<MetricsServer>(config_->config.metrics, collector);
+  } catch (const std::exception& e) {
+    log_event(LogLevel::kError, "metrics_listen_failed",
+              field("address", config_->config.metrics.listen.text()), field("error", e.what()));
+    return 1;
+  }
+  for (std::size_t i = 0; i < workers_.size(); ++i) {
     std::string error;
-    if (!workers_.back()->open_listeners(&error)) {
+    const std::vector<std::uint16_t> ports =
+        i == 0 ? std::vector<std::uint16_t>{} : workers_.front()->bound_ports();
+    if (!workers_[i]->open_listeners(ports, &error)) {
       log_event(LogLevel::kError, "listen_failed", field("error", error));
       return 1;
     }
     if (i == 0) pin_ports(workers_.front()->bound_ports());
   }
   const Config& c = config_->config;
-  std::vector<std::string> names;
-  for (const ListenerConfig& l : c.listeners) names.push_back(l.name);
-  auto collector = std::make_shared<MetricsCollector>(names, budget_, globals_);
-  for (auto& w : workers_) collector->add_worker(&w->stats());
-  try {
-    metrics_ = std::make_unique<MetricsServer>(c.metrics, collector);
-  } catch (const std::exception& e) {
-    log_event(LogLevel::kError, "metrics_listen_failed", field("address", c.metrics.listen.text()),
-              field("error", e.what()));
-    return 1;
-  }
 
   uv_async_init(loop_, &worker_exit_,
                 [](uv_async_t* a) { static_cast<Server*>(a->data)->on_worker_exit(); });
@@ -258,6 +265,11 @@ void Server::reload() {
 
 int run_server(const ServerOptions& options, Config config) {
   std::signal(SIGPIPE, SIG_IGN);
+  // glibc raises its mmap threshold after large frees (up to 32 MiB), after
+  // which freed packet buffers stay in its arenas: RSS would stay at the
+  // high-water mark of past large packets. A fixed threshold keeps every
+  // buffer of 1 MiB or more mmapped, and freeing it returns the memory.
+  mallopt(M_MMAP_THRESHOLD, 1 << 20);
   // A SIGTERM during start-up must drain, not kill: hold it until the
   // handlers are installed.
   sigset_t set = control_signals();

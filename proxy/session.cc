@@ -30,6 +30,16 @@ constexpr std::string_view kReasonNames[] = {"client_quit",      "client_closed"
                                              "out_of_memory",    "out_of_order",
                                              "bad_handshake",    "shutdown"};
 
+// A peer that stopped reading would keep a plain close()'s queued bytes in
+// the kernel until it gives up; a reset frees them at once.
+void close_fd(int fd, bool reset) {
+  if (reset) {
+    const linger abort{1, 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &abort, sizeof abort);
+  }
+  ::close(fd);
+}
+
 }  // namespace
 
 static_assert(std::size(kReasonNames) == static_cast<std::size_t>(CloseReason::kShutdown) + 1,
@@ -65,6 +75,7 @@ void Session::start() {
   started_ms_ = now();
   handshake_deadline_ = started_ms_ + static_cast<std::uint64_t>(cfg_->handshake_timeout.count());
   stats_.connections_active.add(1);
+  counted_active_ = true;
   connect_next_upstream();
   if (closed()) return;
   update_poll(0);
@@ -113,7 +124,12 @@ void Session::update_poll(int) {
   }
   static const uv_poll_cb client_cb = [](uv_poll_t* h, int status, int events) {
     auto* s = static_cast<Session*>(h->data);
-    if (status < 0) events = UV_READABLE | UV_WRITABLE;  // let the syscalls report the error
+    if (status < 0) {
+      // libuv has stopped the handle (POLLERR): mark it so update_poll starts
+      // it again, and let the syscalls report the error (after any last data).
+      s->client_events_ = 0;
+      events = UV_READABLE | UV_WRITABLE;
+    }
     if (events & UV_WRITABLE) s->on_writable(s->s2c_);
     if (!(events & UV_READABLE) || s->phase_ == Phase::kClosed) return;
     if (s->phase_ == Phase::kLinger) {
@@ -125,7 +141,10 @@ void Session::update_poll(int) {
   static const uv_poll_cb server_cb = [](uv_poll_t* h, int status, int events) {
     auto* s = static_cast<Session*>(h->data);
     if (s == nullptr || s->closed()) return;
-    if (status < 0) events = UV_READABLE | UV_WRITABLE;
+    if (status < 0) {
+      s->server_events_ = 0;  // stopped by libuv, as above
+      events = UV_READABLE | UV_WRITABLE;
+    }
     if (s->phase_ == Phase::kConnecting) {
       if (events & UV_WRITABLE) s->on_connect_ready();
       return;
@@ -192,8 +211,7 @@ void Session::on_timer() {
   for (Pipe* p : {&c2s_, &s2c_}) {
     if ((p->ticket != 0 || p->turn_wait) && ensure_room(*p)) {
       // The memory wait is over; the packet's read deadline resumes.
-      if (p->read_deadline != 0) p->read_deadline += t - p->paused_at;
-      p->paused_at = 0;
+      resume(*p);
     }
     if (p->paused_at == 0 && expired(p->read_deadline)) {
       stats_.timeouts[idx(TimeoutKind::kRead)].add();
@@ -215,6 +233,7 @@ void Session::on_timer() {
   if (expired(c2s_.write_deadline)) {
     // The server stopped reading: the client can still be told.
     stats_.timeouts[idx(TimeoutKind::kWrite)].add();
+    reset_server_ = true;
     ErrContext c = ctx;
     c.timeout = cfg_->net_write_timeout;
     return send_error_and_close(CloseReason::kWriteTimeout, ErrorKind::kWriteTimeout,
@@ -223,6 +242,7 @@ void Session::on_timer() {
   if (expired(s2c_.write_deadline)) {
     // The client stopped reading: no ERR can reach it.
     stats_.timeouts[idx(TimeoutKind::kWrite)].add();
+    reset_client_ = true;
     return close(CloseReason::kWriteTimeout);
   }
   if (expired(idle_deadline_)) {
@@ -231,7 +251,11 @@ void Session::on_timer() {
       stats_.timeouts[idx(TimeoutKind::kIdle)].add();
       return close(CloseReason::kIdleTimeout);
     }
-    if (idle_between_commands()) {
+    // A session whose responses can no longer be followed is idle when
+    // nothing has moved either way for wait_timeout.
+    const bool quiet = tracker_.lost() && phase_ == Phase::kCommand && c2s_.buf.empty() &&
+                       s2c_.buf.empty() && framing_at_boundary(c2s_) && framing_at_boundary(s2c_);
+    if (idle_between_commands() || quiet) {
       stats_.timeouts[idx(TimeoutKind::kIdle)].add();
       ErrContext c = ctx;
       c.timeout = cfg_->wait_timeout;
@@ -245,6 +269,14 @@ void Session::on_timer() {
 bool Session::idle_between_commands() const {
   return phase_ == Phase::kCommand && tracker_.idle() && !tracker_.lost() && c2s_.buf.empty() &&
          s2c_.buf.empty() && framing_at_boundary(c2s_) && framing_at_boundary(s2c_);
+}
+
+// Reading `p` was paused by sluice itself (memory_limit, or a destination
+// that does not drain): that time does not count towards net_read_timeout.
+void Session::resume(Pipe& p) {
+  if (p.paused_at == 0) return;
+  if (p.read_deadline != 0) p.read_deadline += now() - p.paused_at;
+  p.paused_at = 0;
 }
 
 void Session::count_io(SysOp op, const IoResult& r) {
@@ -271,7 +303,9 @@ void Session::send_error_and_close(CloseReason reason, ErrorKind kind, std::uint
                                    const ErrContext& ctx) {
   if (closed()) return;
   reason_ = reason;
-  to_client_ = error_packet(kind, seq, ctx);
+  // Inside TLS the client could not read a plaintext ERR: it just closes.
+  to_client_ =
+      phase_ == Phase::kOpaque ? std::vector<std::uint8_t>{} : error_packet(kind, seq, ctx);
   to_client_sent_ = 0;
   enter_linger();
 }
@@ -285,6 +319,7 @@ void Session::close(CloseReason reason) {
 // The upstream goes at once; the client side stays open just long enough to
 // take the whole packets already owed to it and the ERR, then a FIN.
 void Session::enter_linger() {
+  leave_active();  // closing: no longer an open session, whatever the client still reads
   close_server_side();
   c2s_.buf.drop_partial();
   release_memory(c2s_);
@@ -305,6 +340,7 @@ void Session::on_linger_readable() {
   std::uint8_t sink[16384];
   iovec iov{sink, sizeof sink};
   const IoResult r = io_.read(client_fd_, &iov, 1);
+  count_io(SysOp::kRead, r);
   if (r.status == IoStatus::kOk || r.status == IoStatus::kWouldBlock) return;
   finish_close();  // EOF or error: the client has what it will get
 }
@@ -319,7 +355,7 @@ void Session::close_server_side() {
     server_events_ = 0;
   }
   if (server_fd_ >= 0) {
-    ::close(server_fd_);
+    close_fd(server_fd_, reset_server_);
     server_fd_ = -1;
   }
 }
@@ -341,13 +377,19 @@ void Session::finish_close() {
     worker_.budget().cancel(&p->ticket);
     release_memory(*p);
   }
-  stats_.connections_active.add(-1);
+  leave_active();
   worker_.shared(listener_).active.fetch_sub(1, std::memory_order_relaxed);
   auto closed_cb = [](uv_handle_t* h) { static_cast<Session*>(h->data)->on_handle_closed(); };
   uv_close(reinterpret_cast<uv_handle_t*>(&client_poll_), closed_cb);
   uv_close(reinterpret_cast<uv_handle_t*>(&timer_), closed_cb);
-  ::close(client_fd_);
+  close_fd(client_fd_, reset_client_);
   client_fd_ = -1;
+}
+
+void Session::leave_active() {
+  if (!counted_active_) return;
+  counted_active_ = false;
+  stats_.connections_active.add(-1);
 }
 
 void Session::on_handle_closed() {

@@ -119,6 +119,8 @@ class Session {
   void finish_close();
   void log_close();
   void count_io(SysOp op, const IoResult& r);
+  void leave_active();
+  void resume(Pipe& p);
   bool idle_between_commands() const;
 
   // Upstream connect (upstream.cc).
@@ -152,8 +154,9 @@ class Session {
   bool check_sequence(Pipe& p, const FrameEvent& ev);
   bool check_limits(Pipe& p, const FrameEvent& ev);
   void on_discarded_byte(Pipe& p, std::uint8_t first);
-  void finish_reject(Pipe& p);
+  void finish_reject(Pipe& p, std::uint64_t size);
   void go_opaque(Pipe& from);
+  void take_raw(Pipe& p);
   void go_compressed();
   void scan_compressed(Pipe& p, std::size_t from);
   void on_inner_packet(Pipe& p, std::uint64_t length);
@@ -206,7 +209,11 @@ class Session {
   bool compressed_ = false;               // compressed framing is on
   std::uint8_t comp_client_expects_ = 0;  // compressed-frame seq the client expects next
   bool draining_ = false;
-  bool quit_sent_ = false;  // the client sent COM_QUIT: any close now is its own
+  bool quit_sent_ = false;
+  bool counted_active_ = false;  // counted in sluice_connections_active
+  bool reset_client_ = false;    // close the client with a reset (it stopped reading)
+  bool reset_server_ =
+      false;  // likewise the upstream  // the client sent COM_QUIT: any close now is its own
 
   // Upstream attempts.
   std::size_t attempts_ = 0;

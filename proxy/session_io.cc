@@ -1,6 +1,8 @@
 // Session's forward path: read into the pipe's buffer, frame it, write whole packets with writev.
 #include <sys/socket.h>
 
+#include <cerrno>
+
 #include <algorithm>
 
 #include "common/err_packet.h"
@@ -35,6 +37,10 @@ void Session::on_readable(Pipe& p) {
     case IoStatus::kEof:
       return on_source_eof(p);
     case IoStatus::kError:
+      // A server that resets the connection right after its last packet (as
+      // mysqld does after ERR 1156) closed it: the client has the last word.
+      if (&p == &s2c_ && r.error == ECONNRESET) return on_source_eof(p);
+      [[fallthrough]];
     case IoStatus::kExhausted: {
       const ErrContext ctx{0, 0, Millis{0}, cfg_->name};
       return send_error_and_close(CloseReason::kReadError, ErrorKind::kReadError, client_expects_,
@@ -53,6 +59,9 @@ void Session::on_readable(Pipe& p) {
   } else {
     scan(p, from);
     if (closed()) return;
+    if (tracker_.lost()) {
+      idle_deadline_ = now() + static_cast<std::uint64_t>(cfg_->wait_timeout.count());
+    }
   }
   flush(p);  // optimistic: write at once, wait for writability only on EAGAIN
   if (closed()) return;
@@ -114,7 +123,10 @@ bool Session::ensure_room(Pipe& p) {
     }
   }
   if (p.buf.tail().empty()) {
-    p.blocked = true;  // whole packets fill the buffer: wait for the destination
+    // Whole packets fill the buffer: wait for the destination. A stalled
+    // destination is the write timeout's business, not the read timeout's.
+    p.blocked = true;
+    if (p.paused_at == 0) p.paused_at = now();
     return false;
   }
   return true;
@@ -151,19 +163,15 @@ void Session::scan(Pipe& p, std::size_t from) {
       if (p.discarding) {
         p.buf.erase_partial(pos);  // the discarded packet's bytes go; what follows stays
         pos = p.buf.complete();
-        finish_reject(p);
+        finish_reject(p, ev.logical_length);
       } else {
         const std::size_t start = p.buf.complete();
         p.buf.set_complete(pos);
         on_packet(p, start, pos, ev.logical_length);
       }
       if (closed()) return;
-      if (phase_ == Phase::kOpaque) {
-        // TLS starts right after this packet: the rest is raw.
-        p.buf.set_complete(p.buf.received());
-        return;
-      }
-      if (p.cframer) return scan_compressed(p, pos);  // compression starts after this packet
+      if (phase_ == Phase::kOpaque) return take_raw(p);  // TLS starts right after this packet
+      if (p.cframer) return scan_compressed(p, pos);     // compression starts after this packet
     } else if (pos == end) {
       break;
     }
@@ -199,7 +207,10 @@ void Session::flush(Pipe& p) {
   const IoResult r = io_.write(dst_fd(p), iov, n);
   count_io(SysOp::kWrite, r);
   if (r.status == IoStatus::kError || r.status == IoStatus::kExhausted) {
-    if (to_client) return close(CloseReason::kClientWriteError);
+    if (to_client) {
+      reset_client_ = true;
+      return close(CloseReason::kClientWriteError);
+    }
     const ErrContext ctx{0, 0, Millis{0}, cfg_->name};
     return send_error_and_close(CloseReason::kWriteError, ErrorKind::kWriteError, client_expects_,
                                 ctx);
@@ -221,7 +232,10 @@ void Session::flush(Pipe& p) {
 
 // Everything owed to the destination went out.
 void Session::after_drain(Pipe& p) {
-  p.blocked = false;
+  if (p.blocked) {
+    p.blocked = false;
+    if (p.ticket == 0 && !p.turn_wait) resume(p);
+  }
   if (p.buf.empty() && p.buf.allocated()) {
     // Idle sessions hold no buffer: the block goes back to the pool (or, after
     // a large packet, is freed), and its reservation with it.

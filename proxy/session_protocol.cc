@@ -68,7 +68,7 @@ bool Session::scan_client_start(Pipe& p) {
   client_started_ = true;
   if (h.kind == K::kMalformed) {
     go_opaque(c2s_);
-    p.buf.set_complete(p.buf.received());
+    take_raw(p);
     return true;
   }
   if (h.kind == K::kComplete) {
@@ -104,8 +104,10 @@ bool Session::on_header(Pipe& p, const FrameEvent& ev) {
 }
 
 bool Session::check_sequence(Pipe& p, const FrameEvent& ev) {
+  // In the command phase a client packet opens a new exchange, at seq 0,
+  // unless the server asked it for data (LOCAL INFILE, COM_CHANGE_USER auth).
   const bool new_command = &p == &c2s_ && ev.first_frame && phase_ == Phase::kCommand &&
-                           ev.seq == 0 && !tracker_.awaiting_client();
+                           !tracker_.awaiting_client() && !tracker_.lost();
   const std::uint8_t expected = new_command ? 0 : next_seq_;
   if (ev.seq != expected && cfg_->sequence_check != SequenceCheck::kOff) {
     stats_.sequence_errors.add();
@@ -128,10 +130,9 @@ bool Session::check_sequence(Pipe& p, const FrameEvent& ev) {
 bool Session::check_limits(Pipe& p, const FrameEvent& ev) {
   const std::uint64_t limit = &p == &c2s_ ? cfg_->max_allowed_packet : cfg_->max_server_packet;
   if (limit != 0 && ev.logical_length >= limit) return oversized(p, ev, limit);
-  // A packet that cannot fit memory_limit even alone can never be held whole.
+  // A packet whose payload alone reaches memory_limit can never be held whole.
   const std::uint64_t memory = worker_.budget().limit();
-  const std::uint64_t frames = ev.logical_length / wire::kMaxFrame + 1;
-  if (ev.logical_length + frames * wire::kHeaderSize + worker_.pool().block_size() > memory) {
+  if (ev.logical_length >= memory) {
     log_event(LogLevel::kWarn, "packet_exceeds_memory_limit", field("listener", cfg_->name),
               field("client", client_addr_), number("size", ev.logical_length),
               number("memory_limit", memory));
@@ -196,10 +197,10 @@ void Session::on_discarded_byte(Pipe& p, std::uint8_t first) {
                        static_cast<std::uint8_t>(p.crossing_seq + 1), ctx);
 }
 
-void Session::finish_reject(Pipe& p) {
+void Session::finish_reject(Pipe& p, std::uint64_t size) {
   p.discarding = false;
   stats_.oversized[idx(p.dir)][idx(OversizeAction::kReject)].add();
-  const ErrContext ctx{p.framer.logical_so_far(), cfg_->max_allowed_packet, Millis{0}, cfg_->name};
+  const ErrContext ctx{size, cfg_->max_allowed_packet, Millis{0}, cfg_->name};
   // Sent after the whole packet was discarded, one past its last frame.
   to_client_ =
       error_packet(ErrorKind::kPacketTooLarge, static_cast<std::uint8_t>(p.last_seq + 1), ctx);
@@ -350,8 +351,16 @@ void Session::go_opaque(Pipe& from) {
   idle_deadline_ = now() + static_cast<std::uint64_t>(cfg_->wait_timeout.count());
   for (Pipe* p : {&c2s_, &s2c_}) {
     p->read_deadline = 0;
-    if (p != &from) p->buf.set_complete(p->buf.received());
+    if (p != &from) take_raw(*p);
   }
+}
+
+// Everything `p` holds beyond its whole packets is now raw bytes to forward.
+void Session::take_raw(Pipe& p) {
+  const std::size_t raw = p.buf.received() - p.buf.complete();
+  p.bytes += raw;
+  stats_.bytes[idx(p.dir)].add(raw);
+  p.buf.set_complete(p.buf.received());
 }
 
 }  // namespace sluice

@@ -132,11 +132,13 @@ Worker::~Worker() {
   uv_loop_close(&loop_);
 }
 
-bool Worker::open_listeners(std::string* error) {
+bool Worker::open_listeners(const std::vector<std::uint16_t>& ports, std::string* error) {
   const auto& listeners = config_->config.listeners;
   for (std::size_t i = 0; i < listeners.size(); ++i) {
     ResolvedAddress addr;
-    if (!resolve_address(listeners[i].listen, &addr, error)) return false;
+    HostPort where = listeners[i].listen;
+    if (i < ports.size()) where.port = ports[i];
+    if (!resolve_address(where, &addr, error)) return false;
     const int fd = ::socket(addr.addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     const int one = 1;
     // SO_REUSEPORT before bind: every worker binds the same port and the

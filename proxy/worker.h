@@ -36,7 +36,9 @@ class Worker {
   Worker& operator=(const Worker&) = delete;
 
   // Opens this worker's listening sockets; false (with `error`) if one fails.
-  bool open_listeners(std::string* error);
+  // `ports`, when given, replace the configured ones (a port-0 listener gets
+  // the port the first worker was given).
+  bool open_listeners(const std::vector<std::uint16_t>& ports, std::string* error);
   // The port each listener is bound to (what the kernel chose for port 0).
   std::vector<std::uint16_t> bound_ports() const;
   void start();  // runs the loop on its own thread

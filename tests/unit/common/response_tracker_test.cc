@@ -288,14 +288,25 @@ TEST_CASE("the FIFO wraps around and is bounded") {
   CHECK(s.t.lost());
 }
 
-TEST_CASE("replication and unknown commands stop tracking") {
-  for (const std::uint8_t command : {kComBinlogDump, kComBinlogDumpGtid, std::uint8_t{0x20},
-                                     std::uint8_t{0xFE}, std::uint8_t{0xFF}}) {
+TEST_CASE("replication and clone streams stop tracking") {
+  for (const std::uint8_t command : {kComBinlogDump, kComBinlogDumpGtid, std::uint8_t{0x20}}) {
     CAPTURE(command);
     Session s(kClassic);
     CHECK(s.command(command) == Step::kUnexpected);
     CHECK(s.t.lost());
     CHECK_FALSE(s.t.idle());
+  }
+}
+
+TEST_CASE("unknown command bytes are answered by one ERR, as MariaDB does (1047)") {
+  for (const std::uint8_t command : {std::uint8_t{0x60}, std::uint8_t{0xFE}, std::uint8_t{0xFF}}) {
+    CAPTURE(command);
+    Session s(kClassic);
+    CHECK(s.command(command) == Step::kContinue);
+    CHECK_FALSE(s.t.idle());
+    CHECK(s.server(kErr) == Step::kComplete);
+    CHECK(s.t.idle());
+    CHECK_FALSE(s.t.lost());
   }
 }
 

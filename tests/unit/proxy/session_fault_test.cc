@@ -40,7 +40,7 @@ struct Rig {
     std::vector<std::string> errors;
     worker = std::make_unique<Worker>(0, make_runtime_config(c, &errors), budget, shared, sys);
     std::string error;
-    REQUIRE(worker->open_listeners(&error));
+    REQUIRE(worker->open_listeners({}, &error));
     worker->start();
   }
   ~Rig() {
