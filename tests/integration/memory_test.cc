@@ -1,0 +1,547 @@
+// sluice's memory under packet pressure: oversized streams hold nothing (RSS flat), memory_limit
+// pauses reads so several large packets complete in turn, and packets that can never fit get
+// out_of_memory (1041).
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <atomic>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "tests/support/limits_support.h"
+#include "tests/support/mariadb_server.h"
+#include "tests/support/metrics_scrape.h"
+#include "tests/support/mysql_conn.h"
+#include "tests/support/raw_mysql.h"
+#include "tests/support/target.h"
+
+namespace sluice::test::limits {
+namespace {
+
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+constexpr std::uint64_t kGiB = 1024 * kMiB;
+
+double seconds_since(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+// Everything a streaming client thread saw; checked on the main thread
+// (doctest assertions are not made from the client threads).
+struct StreamOutcome {
+  std::string failure;  // set when the client could not log in
+  std::uint64_t sent = 0;
+  bool send_failed = false;
+  std::optional<ServerError> err;
+  int err_seq = -1;
+  ReadStatus end = ReadStatus::kError;  // how the connection ended (close mode)
+  bool next_query_ok = false;           // reject mode: SELECT 1 afterwards
+  double seconds = 0;
+};
+
+// Logs in without doctest assertions (for client threads).
+bool login_quietly(RawMysqlClient& client, int port, std::string* failure) {
+  if (!client.connect(port, 60s)) {
+    *failure = "connect: " + client.last_error();
+    return false;
+  }
+  const auto login = client.handshake("root", "", "", 0, 60s);
+  if (!login.logged_in) {
+    *failure = "login: " + login.failure;
+    return false;
+  }
+  return true;
+}
+
+// Streams one well-formed logical packet of `payload` bytes (frames of
+// 0xFFFFFF, seq 0, 1, ...) made of `chunk` repeated; stops at the first
+// failed send. Returns the sequence id of the last frame.
+int stream_packet(RawMysqlClient& client, std::uint64_t payload, const std::string& chunk,
+                  StreamOutcome* out) {
+  std::uint64_t left = payload;
+  int seq = 0;
+  while (true) {
+    const std::uint32_t frame =
+        static_cast<std::uint32_t>(std::min<std::uint64_t>(left, kMaxFrame));
+    if (!client.send_raw(frame_header(frame, static_cast<std::uint8_t>(seq)), 60s)) {
+      out->send_failed = true;
+      return seq;
+    }
+    out->sent += 4;
+    std::uint32_t frame_left = frame;
+    while (frame_left > 0) {
+      const std::size_t n = std::min<std::size_t>(frame_left, chunk.size());
+      if (!client.send_raw(std::string_view(chunk.data(), n), 60s)) {
+        out->send_failed = true;
+        return seq;
+      }
+      frame_left -= static_cast<std::uint32_t>(n);
+      out->sent += n;
+    }
+    left -= frame;
+    if (frame < kMaxFrame) return seq;
+    ++seq;
+  }
+}
+
+// reject mode: a 1 GiB packet is discarded as it streams, then the ERR
+// (one past its last frame: 64 full frames and a 64-byte one, seq 0..64)
+// and the session carries on.
+void stream_and_reject(int port, const std::string& chunk, StreamOutcome* out) {
+  RawMysqlClient client;
+  if (!login_quietly(client, port, &out->failure)) return;
+  const auto start = Clock::now();
+  stream_packet(client, kGiB, chunk, out);
+  const ReadResult read = client.read_packet(120s);
+  if (read.ok()) {
+    out->err = parse_err(read.packet);
+    out->err_seq = read.packet.seq;
+  }
+  out->seconds = seconds_since(start);
+  const QueryResult next = client.query("SELECT 1", 60s);
+  out->next_query_ok = next.ok() && next.rows().size() == 1 && next.rows()[0][0] == "1";
+}
+
+// close mode: a frame header announcing 0xFFFFFF bytes, then junk as fast as
+// possible (up to 1 GiB) until sluice has closed the connection.
+void stream_until_closed(int port, const std::string& chunk, StreamOutcome* out) {
+  RawMysqlClient client;
+  if (!login_quietly(client, port, &out->failure)) return;
+  const auto start = Clock::now();
+  if (client.send_raw(frame_header(kMaxFrame, 0), 60s)) {
+    while (out->sent < kGiB) {
+      if (!client.send_raw(chunk, 60s)) {
+        out->send_failed = true;
+        break;
+      }
+      out->sent += chunk.size();
+    }
+  }
+  const ReadResult read = client.read_packet(60s);
+  if (read.ok()) {
+    out->err = parse_err(read.packet);
+    out->err_seq = read.packet.seq;
+  }
+  out->end = client.wait_closed(60s);
+  out->seconds = seconds_since(start);
+}
+
+double buffered_bytes(int metrics_port) {
+  return metric_value(http_get(metrics_port), "sluice_buffered_bytes");
+}
+
+bool wait_buffered_zero(int metrics_port, std::chrono::seconds timeout) {
+  const auto deadline = Clock::now() + timeout;
+  while (buffered_bytes(metrics_port) != 0) {
+    if (Clock::now() > deadline) return false;
+    std::this_thread::sleep_for(50ms);
+  }
+  return true;
+}
+
+// Scrapes sluice_buffered_bytes as fast as it can on a thread, keeping the maximum:
+// the bytes sluice accounts against memory_limit, whatever the allocator keeps.
+class BufferedSampler {
+ public:
+  explicit BufferedSampler(int metrics_port)
+      : thread_([this, metrics_port] {
+          while (!stop_.load()) {
+            const double bytes = buffered_bytes(metrics_port);
+            if (bytes > max_.load()) max_.store(bytes);
+          }
+        }) {}
+  ~BufferedSampler() { stop(); }
+  void stop() {
+    stop_.store(true);
+    if (thread_.joinable()) thread_.join();
+  }
+  double max() const { return max_.load(); }
+
+ private:
+  std::atomic<bool> stop_{false};
+  std::atomic<double> max_{0};
+  std::thread thread_;
+};
+
+// Idle RSS after a warm-up session, in KiB.
+long warm_idle_rss(SluiceProcess& sluice, int port) {
+  {
+    auto warm = raw_login(port);
+    REQUIRE(warm->query("SELECT 1").ok());
+  }
+  std::this_thread::sleep_for(300ms);
+  return sluice.rss_kib();
+}
+
+// With the junk 'j' (0x6a) after the first 0xFFFFFF bytes, the next "frame
+// header" sluice reads is 6a 6a 6a 6a: 6,974,058 bytes with seq 106, which
+// crosses the 16M limit, so the ERR carries seq 107.
+constexpr int kJunkCrossingErrSeq = 0x6a + 1;
+
+TEST_CASE("memory: streaming a 1 GiB packet against a 16M limit keeps sluice's RSS flat") {
+  MariaDbServer server;
+  // With a 16M limit the first frame (16M - 1 bytes) is still legal and may
+  // be held (SPEC: "earlier legal frames ... may be held"); with 1M the very
+  // first header crosses, so nothing of the packet may be held at all.
+  struct Variant {
+    std::string action;
+    std::string limit;
+    long max_growth_kib;  // peak RSS over idle
+  };
+  for (const Variant& variant :
+       {Variant{"reject", "16M", 24 * 1024}, Variant{"close", "16M", 24 * 1024},
+        Variant{"reject", "1M", 4 * 1024}}) {
+    const std::string& action = variant.action;
+    CAPTURE(action);
+    CAPTURE(variant.limit);
+    Target target(server,
+                  {.listener = {{"max_allowed_packet", variant.limit}, {"on_oversized", action}}});
+    if (target.direct()) {
+      MESSAGE("direct mode: sluice's memory");
+      return;
+    }
+    SluiceProcess& sluice = *target.sluice();
+    const long idle = warm_idle_rss(sluice, target.port());
+    const std::string chunk(kMiB, 'j');
+    RssSampler sampler(sluice.pid(), 2ms);
+    StreamOutcome out;
+    if (action == "reject") {
+      stream_and_reject(target.port(), chunk, &out);
+    } else {
+      stream_until_closed(target.port(), chunk, &out);
+    }
+    sampler.stop();
+    const long peak = std::max(sampler.peak_kib(), proc_status_kib(sluice.pid(), "VmHWM"));
+    MESSAGE(action, " (limit ", variant.limit, "): idle RSS ", idle, " KiB, peak ", peak, " KiB (+",
+            peak - idle, " KiB; sampled ", sampler.peak_kib(), " KiB over ", sampler.samples(),
+            " samples); client sent ", out.sent / kMiB, " MiB in ", out.seconds, " s");
+    REQUIRE_MESSAGE(out.failure.empty(), out.failure);
+    REQUIRE(out.err.has_value());
+    CHECK(out.err->code == 1153);
+    CHECK(out.err->sqlstate == "08S01");
+    if (action == "reject") {
+      CHECK(out.sent == kGiB + 65 * 4);
+      CHECK(out.err_seq == 65);
+      CHECK(out.next_query_ok);
+    } else {
+      CHECK(out.err_seq == kJunkCrossingErrSeq);
+      CHECK((out.end == ReadStatus::kEof || out.end == ReadStatus::kReset));
+    }
+    CHECK(peak < 64 * 1024);
+    CHECK(peak - idle < variant.max_growth_kib);
+    CHECK(wait_buffered_zero(sluice.metrics_port(), 10s));
+    CHECK(sluice.running());
+  }
+}
+
+TEST_CASE("memory: 50 clients streaming 1 GiB packets at once against a 16M limit keep RSS flat") {
+  MariaDbServer server({.args = {"--max-connections=200"}});
+  for (const std::string action : {"close", "reject"}) {
+    CAPTURE(action);
+    Target target(server, {.listener = {{"max_allowed_packet", "16M"}, {"on_oversized", action}}});
+    if (target.direct()) {
+      MESSAGE("direct mode: sluice's memory");
+      return;
+    }
+    SluiceProcess& sluice = *target.sluice();
+    const long idle = warm_idle_rss(sluice, target.port());
+    const std::string chunk(kMiB, 'j');
+    constexpr int kClients = 50;
+    std::vector<StreamOutcome> outcomes(kClients);
+    RssSampler sampler(sluice.pid(), 2ms);
+    const auto start = Clock::now();
+    {
+      std::vector<std::thread> threads;
+      for (int i = 0; i < kClients; ++i) {
+        threads.emplace_back([&, i] {
+          if (action == "reject") {
+            stream_and_reject(target.port(), chunk, &outcomes[i]);
+          } else {
+            stream_until_closed(target.port(), chunk, &outcomes[i]);
+          }
+        });
+      }
+      for (auto& thread : threads) thread.join();
+    }
+    const double elapsed = seconds_since(start);
+    sampler.stop();
+    const long peak = std::max(sampler.peak_kib(), proc_status_kib(sluice.pid(), "VmHWM"));
+    std::uint64_t total = 0;
+    for (const auto& out : outcomes) total += out.sent;
+    MESSAGE(action, ": ", kClients, " clients, idle RSS ", idle, " KiB, peak ", peak, " KiB (+",
+            peak - idle, " KiB; sampled ", sampler.peak_kib(), " KiB); ", total / kMiB,
+            " MiB streamed in ", elapsed, " s");
+    for (int i = 0; i < kClients; ++i) {
+      CAPTURE(i);
+      const StreamOutcome& out = outcomes[i];
+      REQUIRE_MESSAGE(out.failure.empty(), out.failure);
+      REQUIRE(out.err.has_value());
+      CHECK(out.err->code == 1153);
+      if (action == "reject") {
+        CHECK(out.err_seq == 65);
+        CHECK(out.next_query_ok);
+      } else {
+        CHECK(out.err_seq == kJunkCrossingErrSeq);
+        CHECK((out.end == ReadStatus::kEof || out.end == ReadStatus::kReset));
+      }
+    }
+    CHECK(peak < 64 * 1024);
+    CHECK(wait_buffered_zero(sluice.metrics_port(), 10s));
+    CHECK(sluice.running());
+  }
+}
+
+// A client thread sending one legal COM_QUERY (already framed) and reading its answer.
+struct BigOutcome {
+  std::string failure;
+  bool sent = false;
+  std::optional<std::string> answer;
+  std::optional<ServerError> err;
+  double seconds = 0;
+};
+
+TEST_CASE("memory: ten 200 MiB packets under a 512M memory_limit complete in turn") {
+  MariaDbServer server({.args = {"--max-allowed-packet=1G"}});
+  Target target(server, {.listener = {{"max_allowed_packet", "1G"},
+                                      {"net_read_timeout", "120s"},
+                                      {"net_write_timeout", "120s"}},
+                         .top = {{"memory_limit", "512M"}}});
+  if (target.direct()) {
+    MESSAGE("direct mode: sluice's memory");
+    return;
+  }
+  SluiceProcess& sluice = *target.sluice();
+  MysqlConn monitor(server.socket_options());
+  const long idle = warm_idle_rss(sluice, target.port());
+  const double waits_before =
+      metric_value(http_get(sluice.metrics_port()), "sluice_memory_limit_waits_total");
+
+  std::size_t fill = 0;
+  const std::string framed = frames(0, sized_query(200 * kMiB, &fill));
+  constexpr int kClients = 10;
+  std::vector<BigOutcome> outcomes(kClients);
+  std::vector<std::unique_ptr<RawMysqlClient>> clients;
+  for (int i = 0; i < kClients; ++i) clients.push_back(raw_login(target.port()));
+  REQUIRE(wait_server_sessions(monitor, kClients, 30s));
+
+  RssSampler sampler(sluice.pid(), 2ms);
+  BufferedSampler buffered(sluice.metrics_port());
+  const auto start = Clock::now();
+  {
+    std::vector<std::thread> threads;
+    for (int i = 0; i < kClients; ++i) {
+      threads.emplace_back([&, i] {
+        BigOutcome& out = outcomes[i];
+        const auto begin = Clock::now();
+        out.sent = clients[i]->send_raw(framed, 600s);
+        if (!out.sent) {
+          out.failure = clients[i]->last_error();
+          return;
+        }
+        const RawResponse response = read_response(*clients[i], 600s);
+        out.err = response.error;
+        if (response.ok() && response.rows.size() == 1) out.answer = response.rows[0][0];
+        if (!response.ok() && !response.error) {
+          out.failure = std::string("response: ") + to_string(response.status);
+        }
+        out.seconds = seconds_since(begin);
+      });
+    }
+    for (auto& thread : threads) thread.join();
+  }
+  const double elapsed = seconds_since(start);
+  sampler.stop();
+  buffered.stop();
+  const long peak = std::max(sampler.peak_kib(), proc_status_kib(sluice.pid(), "VmHWM"));
+  const std::string metrics = http_get(sluice.metrics_port());
+  const double waits = metric_value(metrics, "sluice_memory_limit_waits_total") - waits_before;
+  MESSAGE("10 x 200 MiB: done in ", elapsed, " s; sluice idle RSS ", idle, " KiB, peak ", peak,
+          " KiB (", peak / 1024, " MiB; sampled ", sampler.peak_kib(), " KiB over ",
+          sampler.samples(), " samples); max sluice_buffered_bytes ", buffered.max(),
+          "; memory_limit waits +", waits);
+  for (int i = 0; i < kClients; ++i) {
+    CAPTURE(i);
+    CAPTURE(outcomes[i].seconds);
+    CHECK_MESSAGE(outcomes[i].failure.empty(), outcomes[i].failure);
+    CHECK_MESSAGE(!outcomes[i].err.has_value(), err_text(outcomes[i].err));
+    CHECK(outcomes[i].answer == std::to_string(fill));
+  }
+  // 512 MiB of packet buffers plus sluice's own few MiB.
+  CHECK(buffered.max() <= 512.0 * kMiB);
+  CHECK(peak < (512 + 32) * 1024);
+  CHECK(waits > 0);
+  CHECK(wait_buffered_zero(sluice.metrics_port(), 10s));
+  CHECK(elapsed < 300);
+  for (auto& client : clients) CHECK(client->query("SELECT 1").ok());
+}
+
+TEST_CASE("memory: twenty 15 MiB single-frame packets under a 40M memory_limit complete in turn") {
+  MariaDbServer server({.args = {"--max-allowed-packet=1G"}});
+  Target target(server, {.listener = {{"max_allowed_packet", "16M"},
+                                      {"net_read_timeout", "120s"},
+                                      {"net_write_timeout", "120s"}},
+                         .top = {{"memory_limit", "40M"}}});
+  if (target.direct()) {
+    MESSAGE("direct mode: sluice's memory");
+    return;
+  }
+  SluiceProcess& sluice = *target.sluice();
+  MysqlConn monitor(server.socket_options());
+  const long idle = warm_idle_rss(sluice, target.port());
+  const double waits_before =
+      metric_value(http_get(sluice.metrics_port()), "sluice_memory_limit_waits_total");
+  constexpr int kClients = 20;
+  // Each packet reserves its exact size at its header: two fit at a time.
+  std::vector<std::string> framed(kClients);
+  std::vector<std::size_t> fills(kClients);
+  for (int i = 0; i < kClients; ++i) {
+    framed[i] = frames(0, sized_query(15 * kMiB - static_cast<std::size_t>(i) * 1000, &fills[i],
+                                      "SELECT " + std::to_string(i) + ", "));
+  }
+  std::vector<BigOutcome> outcomes(kClients);
+  std::vector<std::unique_ptr<RawMysqlClient>> clients;
+  for (int i = 0; i < kClients; ++i) clients.push_back(raw_login(target.port()));
+  REQUIRE(wait_server_sessions(monitor, kClients, 30s));
+  RssSampler sampler(sluice.pid(), 2ms);
+  BufferedSampler buffered(sluice.metrics_port());
+  const auto start = Clock::now();
+  {
+    std::vector<std::thread> threads;
+    for (int i = 0; i < kClients; ++i) {
+      threads.emplace_back([&, i] {
+        BigOutcome& out = outcomes[i];
+        const auto begin = Clock::now();
+        out.sent = clients[i]->send_raw(framed[i], 300s);
+        if (!out.sent) {
+          out.failure = clients[i]->last_error();
+          return;
+        }
+        const RawResponse response = read_response(*clients[i], 300s);
+        out.err = response.error;
+        if (response.ok() && response.rows.size() == 1 && response.rows[0].size() == 2 &&
+            response.rows[0][0] == std::to_string(i)) {
+          out.answer = response.rows[0][1];
+        }
+        if (!response.ok() && !response.error) out.failure = why(response);
+        out.seconds = seconds_since(begin);
+      });
+    }
+    for (auto& thread : threads) thread.join();
+  }
+  const double elapsed = seconds_since(start);
+  sampler.stop();
+  buffered.stop();
+  const long peak = std::max(sampler.peak_kib(), proc_status_kib(sluice.pid(), "VmHWM"));
+  const double waits =
+      metric_value(http_get(sluice.metrics_port()), "sluice_memory_limit_waits_total") -
+      waits_before;
+  MESSAGE("20 x 15 MiB: done in ", elapsed, " s; idle RSS ", idle, " KiB, peak ", peak,
+          " KiB; max sluice_buffered_bytes ", buffered.max(), "; memory_limit waits +", waits);
+  for (int i = 0; i < kClients; ++i) {
+    CAPTURE(i);
+    CHECK_MESSAGE(outcomes[i].failure.empty(), outcomes[i].failure);
+    CHECK_MESSAGE(!outcomes[i].err.has_value(), err_text(outcomes[i].err));
+    CHECK(outcomes[i].answer == std::to_string(fills[i]));
+  }
+  // What sluice holds stays within memory_limit (two 15 MiB packets at most) ...
+  CHECK(buffered.max() <= 40.0 * kMiB);
+  // ... but RSS has been seen up to ~67 MiB here: glibc keeps freed 15 MiB
+  // buffers in its per-thread arenas (its mmap threshold rises after the first
+  // free), so the bound allows memory_limit plus 48 MiB.
+  CHECK(peak < (40 + 48) * 1024);
+  CHECK(waits > 0);
+  CHECK(wait_buffered_zero(sluice.metrics_port(), 10s));
+}
+
+TEST_CASE(
+    "memory: a packet that can never fit memory_limit gets 1041 one past the crossing frame") {
+  MariaDbServer server({.args = {"--max-allowed-packet=1G"}});
+  Target target(server,
+                {.listener = {{"max_allowed_packet", "1G"}}, .top = {{"memory_limit", "60M"}}});
+  if (target.direct()) {
+    MESSAGE("direct mode: sluice's memory");
+    return;
+  }
+  SluiceProcess& sluice = *target.sluice();
+  MysqlConn monitor(server.socket_options());
+  auto keeper = raw_login(target.port());
+  auto client = raw_login(target.port());
+  REQUIRE(wait_server_sessions(monitor, 2, 30s));
+  const long long bytes_before = server_bytes_from_others(monitor);
+  // 100 MiB: frames seq 0..6. The payload reaches 60M (62,914,560) with the
+  // header of seq 3 (4 x 0xFFFFFF = 67,108,860 bytes): the ERR carries seq 4.
+  client->send_packet(0, sized_query(100 * kMiB), 60s);
+  expect_err(*client, 1041, "HY000", "Out of memory", 4);
+  expect_closed(*client);
+  CHECK(wait_server_sessions(monitor, 1, 30s));
+  CHECK(server_bytes_from_others(monitor) == bytes_before);
+  CHECK(wait_buffered_zero(sluice.metrics_port(), 10s));
+  // A packet that fits still goes through.
+  std::size_t fill = 0;
+  REQUIRE(keeper->send_packet(0, sized_query(40 * kMiB, &fill), 60s));
+  const RawResponse response = read_response(*keeper);
+  REQUIRE(response.ok());
+  CHECK(response.rows[0][0] == std::to_string(fill));
+}
+
+TEST_CASE("memory: the out_of_memory boundary is payload >= memory_limit (single frame)") {
+  // SPEC, Memory: "a packet whose length prefixes show it can never fit
+  // (payload >= memory_limit) is refused at once with out_of_memory".
+  MariaDbServer server({.args = {"--max-allowed-packet=1G"}});
+  Target target(server,
+                {.listener = {{"max_allowed_packet", "1G"}}, .top = {{"memory_limit", "1M"}}});
+  if (target.direct()) {
+    MESSAGE("direct mode: sluice's memory");
+    return;
+  }
+  {
+    auto client = raw_login(target.port());
+    std::size_t fill = 0;
+    REQUIRE(client->send_packet(0, sized_query(1048575, &fill), 60s));
+    const RawResponse response = read_response(*client, 60s);
+    CHECK_MESSAGE(response.ok(), "payload memory_limit - 1 refused: ", why(response));
+    if (response.ok()) CHECK(response.rows[0][0] == std::to_string(fill));
+  }
+  {
+    auto client = raw_login(target.port());
+    client->send_packet(0, sized_query(1048576), 60s);
+    expect_err(*client, 1041, "HY000", "Out of memory", 1);
+    expect_closed(*client);
+  }
+}
+
+TEST_CASE("memory: a server row larger than memory_limit gets 1041 with the row's own seq") {
+  MariaDbServer server({.args = {"--max-allowed-packet=1G"}});
+  Target target(server,
+                {.listener = {{"max_allowed_packet", "1M"}}, .top = {{"memory_limit", "4M"}}});
+  if (target.direct()) {
+    MESSAGE("direct mode: sluice's memory");
+    return;
+  }
+  MysqlConn monitor(server.socket_options());
+  auto client = raw_login(target.port());
+  REQUIRE(client->send_packet(0, com_query("SELECT REPEAT('a', 5242880)")));
+  for (int seq = 1; seq <= 3; ++seq) {  // count, definition, EOF
+    const ReadResult read = client->read_packet(60s);
+    REQUIRE(read.ok());
+    REQUIRE_FALSE(parse_err(read.packet).has_value());
+    CHECK(int{read.packet.seq} == seq);
+  }
+  const ReadResult frame = client->read_frame(60s);
+  REQUIRE(frame.ok());
+  const auto err = parse_err(frame.packet);
+  REQUIRE_MESSAGE(err.has_value(), "a frame of ", frame.packet.payload.size(),
+                  " bytes, not the ERR");
+  CHECK(err->code == 1041);
+  CHECK(err->sqlstate == "HY000");
+  CHECK(err->message == "Out of memory");
+  CHECK(int{frame.packet.seq} == 4);
+  expect_closed(*client);
+  CHECK(wait_server_sessions(monitor, 0, 30s));
+}
+
+}  // namespace
+}  // namespace sluice::test::limits
