@@ -1,4 +1,5 @@
-// The Grafana dashboard (docker/grafana/dashboards/sluice.json): valid JSON, real metric names, live queries.
+// The Grafana dashboard (docker/grafana/dashboards/sluice.json): valid JSON, real metric names,
+// live queries.
 #include <doctest/doctest.h>
 
 #include <cctype>
@@ -56,12 +57,12 @@ bool is_ident_char(char c) {
 // group_right (...)) and anything called like a function are not names.
 std::set<std::string> promql_metric_names(const std::string& expr) {
   static const std::set<std::string> kKeywords = {
-      "by",    "without", "on",     "ignoring", "group_left", "group_right", "and",
-      "or",    "unless",  "bool",   "offset",   "inf",        "nan",         "sum",
-      "min",   "max",     "avg",    "group",    "stddev",     "stdvar",      "count",
-      "count_values",     "bottomk", "topk",    "quantile",   "atan2"};
-  static const std::set<std::string> kGrouping = {"by", "without", "on", "ignoring", "group_left",
-                                                  "group_right"};
+      "by",           "without", "on",   "ignoring", "group_left", "group_right", "and",
+      "or",           "unless",  "bool", "offset",   "inf",        "nan",         "sum",
+      "min",          "max",     "avg",  "group",    "stddev",     "stdvar",      "count",
+      "count_values", "bottomk", "topk", "quantile", "atan2"};
+  static const std::set<std::string> kGrouping = {"by",       "without",    "on",
+                                                  "ignoring", "group_left", "group_right"};
   std::set<std::string> names;
   const std::size_t n = expr.size();
   std::size_t i = 0;
@@ -163,8 +164,8 @@ std::vector<DashboardQuery> dashboard_queries(const JsonValue& dash) {
         const std::string prefix = "label_values(";
         if (q.rfind(prefix, 0) == 0) {
           const std::size_t comma = q.find(',');
-          q = q.substr(prefix.size(), comma == std::string::npos ? std::string::npos
-                                                                 : comma - prefix.size());
+          q = q.substr(prefix.size(),
+                       comma == std::string::npos ? std::string::npos : comma - prefix.size());
         }
         out.push_back({"variable '" + v.string_or("name") + "'", q});
       }
@@ -202,11 +203,14 @@ TEST_CASE("metrics dashboard: the PromQL name extractor finds metrics and nothin
   using S = std::set<std::string>;
   CHECK(promql_metric_names("sluice_up") == S{"sluice_up"});
   CHECK(promql_metric_names(
-            "sum by (command) (rate(sluice_commands_total{listener=~\"$listener\"}[$__rate_interval]))") ==
+            "sum by (command) "
+            "(rate(sluice_commands_total{listener=~\"$listener\"}[$__rate_interval]))") ==
         S{"sluice_commands_total"});
-  CHECK(promql_metric_names("histogram_quantile(0.99, sum by (le, command) (rate(a_bucket{x=\"}\"}[5m])))") ==
+  CHECK(promql_metric_names(
+            "histogram_quantile(0.99, sum by (le, command) (rate(a_bucket{x=\"}\"}[5m])))") ==
         S{"a_bucket"});
-  CHECK(promql_metric_names("sum(rate(a_sum[1m])) / sum without (op) (rate(b_count[${__rate_interval}]))") ==
+  CHECK(promql_metric_names(
+            "sum(rate(a_sum[1m])) / sum without (op) (rate(b_count[${__rate_interval}]))") ==
         S{"a_sum", "b_count"});
   CHECK(promql_metric_names("x > bool 1e3 and on (listener) y offset 5m") == S{"x", "y"});
   CHECK(promql_metric_names("max by (version) (sluice_build_info)") == S{"sluice_build_info"});
@@ -288,9 +292,9 @@ TEST_CASE("metrics dashboard: the Grafana JSON parses and every query names an e
   };
   CHECK_MESSAGE(any_expr("rate(sluice_commands_total", "by (command)"), "QPS by command");
   for (const std::string quantile : {"0.50", "0.95", "0.99"}) {
-    CHECK_MESSAGE(any_expr("histogram_quantile(" + quantile,
-                           "sluice_command_duration_seconds_bucket"),
-                  "p", quantile, " latency from the histogram");
+    CHECK_MESSAGE(
+        any_expr("histogram_quantile(" + quantile, "sluice_command_duration_seconds_bucket"), "p",
+        quantile, " latency from the histogram");
   }
   CHECK_MESSAGE(any_expr("rate(sluice_bytes_total", "by (direction)"), "bytes/s per direction");
   CHECK_MESSAGE(any_expr("sluice_connections_active"), "active connections");

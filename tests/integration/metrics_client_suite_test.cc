@@ -65,8 +65,8 @@ TEST_CASE("metrics: mariadb-client-test through sluice never loses response trac
                                          "--port=" + std::to_string(sluice.port()),
                                          "--vardir=" + vardir.str(),
                                          "--getopt-ll-test=25600M"};
-  const ProcessResult run = run_process(
-      argv, std::chrono::minutes(6), {.env = {"MYSQL_TMP_DIR=" + (vardir / "tmp").string()}});
+  const ProcessResult run = run_process(argv, std::chrono::minutes(6),
+                                        {.env = {"MYSQL_TMP_DIR=" + (vardir / "tmp").string()}});
   const std::string log = run.out + run.err;
   CHECK_MESSAGE(run.status.success(), "mariadb-client-test: ", run.status.describe(), "\n",
                 tail_lines(log, 40));
@@ -91,9 +91,8 @@ TEST_CASE("metrics: mariadb-client-test through sluice never loses response trac
     const std::string& command = s.labels.at("command");
     const Labels labels = {{"listener", "main"}, {"command", command}};
     const double commands = s.value - metric_value(before, "sluice_commands_total", labels);
-    const double timed =
-        metric_value(after, "sluice_command_duration_seconds_count", labels) -
-        metric_value(before, "sluice_command_duration_seconds_count", labels);
+    const double timed = metric_value(after, "sluice_command_duration_seconds_count", labels) -
+                         metric_value(before, "sluice_command_duration_seconds_count", labels);
     total += commands;
     if (commands != 0 || timed != 0) {
       summary += "\n  " + command + ": " + std::to_string(static_cast<long long>(commands)) +

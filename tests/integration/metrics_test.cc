@@ -1,19 +1,19 @@
 // sluice's /metrics, driven event by event: every family at zero, then each counter's exact delta.
+#include <arpa/inet.h>
 #include <doctest/doctest.h>
 #include <mysql.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <cstring>
 #include <functional>
-#include <atomic>
 #include <map>
 #include <regex>
 #include <set>
@@ -43,19 +43,40 @@ const std::string kC2S = "client_to_server";
 const std::string kS2C = "server_to_client";
 
 // Every command label sluice exports (common/command.cc), in index order.
-const std::vector<std::string> kCommandLabels = {
-    "COM_SLEEP",          "COM_QUIT",           "COM_INIT_DB",
-    "COM_QUERY",          "COM_FIELD_LIST",     "COM_CREATE_DB",
-    "COM_DROP_DB",        "COM_REFRESH",        "COM_SHUTDOWN",
-    "COM_STATISTICS",     "COM_PROCESS_INFO",   "COM_CONNECT",
-    "COM_PROCESS_KILL",   "COM_DEBUG",          "COM_PING",
-    "COM_TIME",           "COM_DELAYED_INSERT", "COM_CHANGE_USER",
-    "COM_BINLOG_DUMP",    "COM_TABLE_DUMP",     "COM_CONNECT_OUT",
-    "COM_REGISTER_SLAVE", "COM_STMT_PREPARE",   "COM_STMT_EXECUTE",
-    "COM_STMT_SEND_LONG_DATA", "COM_STMT_CLOSE", "COM_STMT_RESET",
-    "COM_SET_OPTION",     "COM_STMT_FETCH",     "COM_DAEMON",
-    "COM_BINLOG_DUMP_GTID", "COM_RESET_CONNECTION", "COM_STMT_BULK_EXECUTE",
-    "COM_UNKNOWN"};
+const std::vector<std::string> kCommandLabels = {"COM_SLEEP",
+                                                 "COM_QUIT",
+                                                 "COM_INIT_DB",
+                                                 "COM_QUERY",
+                                                 "COM_FIELD_LIST",
+                                                 "COM_CREATE_DB",
+                                                 "COM_DROP_DB",
+                                                 "COM_REFRESH",
+                                                 "COM_SHUTDOWN",
+                                                 "COM_STATISTICS",
+                                                 "COM_PROCESS_INFO",
+                                                 "COM_CONNECT",
+                                                 "COM_PROCESS_KILL",
+                                                 "COM_DEBUG",
+                                                 "COM_PING",
+                                                 "COM_TIME",
+                                                 "COM_DELAYED_INSERT",
+                                                 "COM_CHANGE_USER",
+                                                 "COM_BINLOG_DUMP",
+                                                 "COM_TABLE_DUMP",
+                                                 "COM_CONNECT_OUT",
+                                                 "COM_REGISTER_SLAVE",
+                                                 "COM_STMT_PREPARE",
+                                                 "COM_STMT_EXECUTE",
+                                                 "COM_STMT_SEND_LONG_DATA",
+                                                 "COM_STMT_CLOSE",
+                                                 "COM_STMT_RESET",
+                                                 "COM_SET_OPTION",
+                                                 "COM_STMT_FETCH",
+                                                 "COM_DAEMON",
+                                                 "COM_BINLOG_DUMP_GTID",
+                                                 "COM_RESET_CONNECTION",
+                                                 "COM_STMT_BULK_EXECUTE",
+                                                 "COM_UNKNOWN"};
 
 // ---------------------------------------------------------------------------
 // Scraping
@@ -91,8 +112,7 @@ std::string wait_metric(const SluiceProcess& sluice, std::string_view name, cons
 
 // Waits for every session of listener "main" to be gone, then scrapes.
 std::string scrape_when_idle(const SluiceProcess& sluice) {
-  return wait_metric(sluice, "sluice_connections_active", lis(),
-                     [](double v) { return v == 0; });
+  return wait_metric(sluice, "sluice_connections_active", lis(), [](double v) { return v == 0; });
 }
 
 // ---------------------------------------------------------------------------
@@ -351,7 +371,8 @@ TEST_CASE("metrics: every family in SPEC's table is exported at zero from start-
   }
 }
 
-TEST_CASE("metrics: handshake, SELECT 1 and COM_QUIT move packets and bytes by exactly the wire's") {
+TEST_CASE(
+    "metrics: handshake, SELECT 1 and COM_QUIT move packets and bytes by exactly the wire's") {
   MariaDbServer server;
   SluiceProcess sluice({.upstream_ports = {server.port()}});
   const std::string before = scrape(sluice);
@@ -361,7 +382,9 @@ TEST_CASE("metrics: handshake, SELECT 1 and COM_QUIT move packets and bytes by e
   client.login();
   const auto rows = client.query("SELECT 1");
   REQUIRE(rows.size() == 1);
-  CHECK(rows[0] == std::string("\x01" "1", 2));
+  CHECK(rows[0] == std::string("\x01"
+                               "1",
+                               2));
   const std::string client_addr = local_address(client.raw().fd());
   REQUIRE(client.send(0, "\x01"));  // COM_QUIT
   CHECK(client.raw().wait_closed(10s) != ReadStatus::kTimeout);
@@ -402,7 +425,8 @@ TEST_CASE("metrics: handshake, SELECT 1 and COM_QUIT move packets and bytes by e
   INFO("sluice log:\n", tail_lines(log, 20));
   CHECK(log_field(log, "session_close", "client") == client_addr);
   CHECK(log_field(log, "session_close", "user") == "root");
-  CHECK(log_field(log, "session_close", "upstream") == "127.0.0.1:" + std::to_string(server.port()));
+  CHECK(log_field(log, "session_close", "upstream") ==
+        "127.0.0.1:" + std::to_string(server.port()));
   CHECK(log_field(log, "session_close", "c2s_packets") == std::to_string(w.c2s.packets));
   CHECK(log_field(log, "session_close", "s2c_packets") == std::to_string(w.s2c.packets));
   CHECK(log_field(log, "session_close", "c2s_bytes") == std::to_string(w.c2s.bytes));
@@ -444,11 +468,11 @@ TEST_CASE("metrics: commands are counted by name and every command is timed exac
   CountingClient client;
   REQUIRE(client.connect(sluice.port()));
   client.login();
-  REQUIRE(client.query("SELECT 1").size() == 1);                   // COM_QUERY
-  REQUIRE(client.send(0, "\x0e"));                                 // COM_PING
+  REQUIRE(client.query("SELECT 1").size() == 1);  // COM_QUERY
+  REQUIRE(client.send(0, "\x0e"));                // COM_PING
   CHECK(client.read_result().empty());
   CHECK_FALSE(client.last_error().has_value());
-  REQUIRE(client.send(0, "\x02mysql"));                            // COM_INIT_DB
+  REQUIRE(client.send(0, "\x02mysql"));  // COM_INIT_DB
   CHECK(client.read_result().empty());
   CHECK_FALSE(client.last_error().has_value());
 
@@ -456,10 +480,10 @@ TEST_CASE("metrics: commands are counted by name and every command is timed exac
   REQUIRE(client.send(0, "\x16SELECT ? + 1"));
   const std::uint32_t plus_one = read_prepare_ok(client);
   std::string execute = stmt_header(0x17, plus_one);
-  execute += '\0';             // flags: no cursor
-  put_le(&execute, 1, 4);      // iteration count
-  execute += '\0';             // NULL bitmap for one parameter
-  execute += '\x01';           // types follow
+  execute += '\0';                        // flags: no cursor
+  put_le(&execute, 1, 4);                 // iteration count
+  execute += '\0';                        // NULL bitmap for one parameter
+  execute += '\x01';                      // types follow
   execute += std::string("\x08\x00", 2);  // MYSQL_TYPE_LONGLONG, signed
   put_le(&execute, 41, 8);
   REQUIRE(client.send(0, execute));
@@ -497,10 +521,14 @@ TEST_CASE("metrics: commands are counted by name and every command is timed exac
   client.raw().close();
   const std::string after = scrape_when_idle(sluice);
 
-  const std::map<std::string, int> expected = {
-      {"COM_QUERY", 2},       {"COM_PING", 1},      {"COM_INIT_DB", 1},
-      {"COM_STMT_PREPARE", 2}, {"COM_STMT_EXECUTE", 2}, {"COM_STMT_CLOSE", 2},
-      {"COM_STMT_SEND_LONG_DATA", 1}, {"COM_QUIT", 1}};
+  const std::map<std::string, int> expected = {{"COM_QUERY", 2},
+                                               {"COM_PING", 1},
+                                               {"COM_INIT_DB", 1},
+                                               {"COM_STMT_PREPARE", 2},
+                                               {"COM_STMT_EXECUTE", 2},
+                                               {"COM_STMT_CLOSE", 2},
+                                               {"COM_STMT_SEND_LONG_DATA", 1},
+                                               {"COM_QUIT", 1}};
   for (const std::string& c : kCommandLabels) {
     CAPTURE(c);
     const auto it = expected.find(c);
@@ -625,7 +653,7 @@ TEST_CASE("metrics: oversized packets are counted by direction and action, never
     REQUIRE(parse_err(err.packet).has_value());
     CHECK(parse_err(err.packet)->code == 1153);
     CHECK(client.raw().wait_closed(10s) != ReadStatus::kTimeout);
-  client.raw().close();
+    client.raw().close();
     const std::string after = scrape_when_idle(sluice);
     CHECK(delta(before, after, "sluice_oversized_packets_total",
                 lis({{"direction", kC2S}, {"action", "close"}})) == 1);
@@ -655,7 +683,7 @@ TEST_CASE("metrics: oversized packets are counted by direction and action, never
     REQUIRE(client.query("SELECT 1").size() == 1);  // the session goes on
     REQUIRE(client.send(0, "\x01"));
     CHECK(client.raw().wait_closed(10s) != ReadStatus::kTimeout);
-  client.raw().close();
+    client.raw().close();
     const std::string after = scrape_when_idle(sluice);
     CHECK(delta(before, after, "sluice_oversized_packets_total",
                 lis({{"direction", kC2S}, {"action", "reject"}})) == 1);
@@ -672,8 +700,8 @@ TEST_CASE("metrics: oversized packets are counted by direction and action, never
   }
 
   SUBCASE("server packet over max_server_packet") {
-    SluiceProcess sluice({.upstream_ports = {server.port()},
-                          .listener = {{"max_server_packet", "4K"}}});
+    SluiceProcess sluice(
+        {.upstream_ports = {server.port()}, .listener = {{"max_server_packet", "4K"}}});
     const std::string before = scrape(sluice);
     CountingClient client;
     REQUIRE(client.connect(sluice.port()));
@@ -689,7 +717,7 @@ TEST_CASE("metrics: oversized packets are counted by direction and action, never
     REQUIRE(err.has_value());
     CHECK(err->code == 1153);
     CHECK(client.raw().wait_closed(10s) != ReadStatus::kTimeout);
-  client.raw().close();
+    client.raw().close();
     const std::string after = scrape_when_idle(sluice);
     CHECK(delta(before, after, "sluice_oversized_packets_total",
                 lis({{"direction", kS2C}, {"action", "close"}})) == 1);
@@ -701,10 +729,10 @@ TEST_CASE("metrics: oversized packets are counted by direction and action, never
 
 TEST_CASE("metrics: idle, read and handshake timeouts are counted by kind") {
   MariaDbServer server;
-  SluiceProcess sluice({.upstream_ports = {server.port()},
-                        .listener = {{"wait_timeout", "1s"},
-                                     {"net_read_timeout", "1s"},
-                                     {"handshake_timeout", "2s"}}});
+  SluiceProcess sluice(
+      {.upstream_ports = {server.port()},
+       .listener = {
+           {"wait_timeout", "1s"}, {"net_read_timeout", "1s"}, {"handshake_timeout", "2s"}}});
   const std::string before = scrape(sluice);
 
   RawMysqlClient idle;
@@ -743,7 +771,8 @@ TEST_CASE("metrics: rejected connections and upstream connect errors") {
   MariaDbServer server;
 
   SUBCASE("max_connections") {
-    SluiceProcess sluice({.upstream_ports = {server.port()}, .listener = {{"max_connections", "1"}}});
+    SluiceProcess sluice(
+        {.upstream_ports = {server.port()}, .listener = {{"max_connections", "1"}}});
     const std::string before = scrape(sluice);
     RawMysqlClient first;
     REQUIRE(first.connect(sluice.port()));
@@ -866,10 +895,10 @@ SequenceOutcome out_of_order_command(const MariaDbServer& server, const std::str
   out.queries = delta(before, after, "sluice_commands_total", lis({{"command", "COM_QUERY"}}));
   out.log = sluice.stderr_text();
   if (out.err) {
-    MESSAGE("sequence_check ", mode, ", command with seq ", int(seq), ": ERR ", out.err->code,
-            " '", out.err->message, "' seq ", int(out.err_seq), "; sequence_errors +",
-            out.sequence_errors, ", COM_QUERY +", out.queries, "; then ", std::string(to_string(out.end)),
-            " after ", out.close_seconds, " s");
+    MESSAGE("sequence_check ", mode, ", command with seq ", int(seq), ": ERR ", out.err->code, " '",
+            out.err->message, "' seq ", int(out.err_seq), "; sequence_errors +",
+            out.sequence_errors, ", COM_QUERY +", out.queries, "; then ",
+            std::string(to_string(out.end)), " after ", out.close_seconds, " s");
   }
   return out;
 }
@@ -943,12 +972,12 @@ class ResettingUpstream {
     unsigned char header[4];
     if (::recv(fd, header, 4, MSG_WAITALL) != 4) return false;
     std::string payload(header[0] | (header[1] << 8) | (header[2] << 16), '\0');
-    return payload.empty() ||
-           ::recv(fd, payload.data(), payload.size(), MSG_WAITALL) ==
-               static_cast<ssize_t>(payload.size());
+    return payload.empty() || ::recv(fd, payload.data(), payload.size(), MSG_WAITALL) ==
+                                  static_cast<ssize_t>(payload.size());
   }
   static void send_packet(int fd, std::uint8_t seq, const std::string& payload) {
-    const std::string bytes = frame_header(static_cast<std::uint32_t>(payload.size()), seq) + payload;
+    const std::string bytes =
+        frame_header(static_cast<std::uint32_t>(payload.size()), seq) + payload;
     ::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL);
   }
   void run() {
@@ -956,25 +985,27 @@ class ResettingUpstream {
     if (fd < 0) return;
     const timeval limit{10, 0};
     ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
-    std::string greeting = "\x0a" "5.5.5-10.11.0-fake";
+    std::string greeting =
+        "\x0a"
+        "5.5.5-10.11.0-fake";
     greeting += '\0';
-    put_le(&greeting, 42, 4);                   // connection id
-    greeting += "abcdefgh";                     // scramble, part 1
+    put_le(&greeting, 42, 4);  // connection id
+    greeting += "abcdefgh";    // scramble, part 1
     greeting += '\0';
-    put_le(&greeting, 0xA20D, 2);               // capabilities, low half
-    greeting += '\x08';                         // latin1
-    put_le(&greeting, 2, 2);                    // status: autocommit
-    put_le(&greeting, 0x000F, 2);               // capabilities, high half
-    greeting += '\x15';                         // auth data length
+    put_le(&greeting, 0xA20D, 2);  // capabilities, low half
+    greeting += '\x08';            // latin1
+    put_le(&greeting, 2, 2);       // status: autocommit
+    put_le(&greeting, 0x000F, 2);  // capabilities, high half
+    greeting += '\x15';            // auth data length
     greeting.append(10, '\0');
-    greeting += "ijklmnopqrst";                 // scramble, part 2
+    greeting += "ijklmnopqrst";  // scramble, part 2
     greeting += '\0';
     greeting += "mysql_native_password";
     greeting += '\0';
     send_packet(fd, 0, greeting);
-    if (read_packet(fd)) {                      // HandshakeResponse
+    if (read_packet(fd)) {  // HandshakeResponse
       send_packet(fd, 2, std::string("\x00\x00\x00\x02\x00\x00\x00", 7));
-      if (read_packet(fd)) {                    // the command
+      if (read_packet(fd)) {  // the command
         command_received_ = true;
         while (!go_.load()) std::this_thread::sleep_for(5ms);
         send_packet(fd, 1, std::string("\xFF\x84\x04#08S01fake server error", 26));
@@ -1058,14 +1089,14 @@ TEST_CASE("metrics: a mariadb --ssl session counts as a passthrough TLS session"
   MariaDbServer server({.args = certs.server_args()});
   SluiceProcess sluice({.upstream_ports = {server.port()}});
   const std::string before = scrape(sluice);
-  const auto result = run_process(
-      {"mariadb", "--no-defaults", "--protocol=TCP", "-h", "127.0.0.1", "-P",
-       std::to_string(sluice.port()), "-u", "root", "--batch", "--skip-column-names",
-       "--connect-timeout=60", "--ssl", "--ssl-ca=" + certs.ca_cert(), "--ssl-verify-server-cert",
-       "-e",
-       "SELECT VARIABLE_VALUE <> '' FROM information_schema.SESSION_STATUS "
-       "WHERE VARIABLE_NAME = 'Ssl_cipher'; SELECT REPEAT('t', 100000)"},
-      std::chrono::minutes(2));
+  const auto result =
+      run_process({"mariadb", "--no-defaults", "--protocol=TCP", "-h", "127.0.0.1", "-P",
+                   std::to_string(sluice.port()), "-u", "root", "--batch", "--skip-column-names",
+                   "--connect-timeout=60", "--ssl", "--ssl-ca=" + certs.ca_cert(),
+                   "--ssl-verify-server-cert", "-e",
+                   "SELECT VARIABLE_VALUE <> '' FROM information_schema.SESSION_STATUS "
+                   "WHERE VARIABLE_NAME = 'Ssl_cipher'; SELECT REPEAT('t', 100000)"},
+                  std::chrono::minutes(2));
   REQUIRE_MESSAGE(result.status.success(), result.err);
   CHECK(result.out.substr(0, 2) == "1\n");
   const std::string after = scrape_when_idle(sluice);
@@ -1084,10 +1115,10 @@ TEST_CASE("metrics: bytes that arrive together with the SSLRequest are counted")
   // SSLRequest. Those bytes are forwarded, so they must be counted too.
   TlsCerts certs;
   MariaDbServer server({.args = certs.server_args()});
-  SluiceProcess sluice(
-      {.upstream_ports = {server.port()},
-       .extra_yaml = "errors:\n  read_error: { code: 1158, sqlstate: \"08S01\", message: "
-                     "\"sluice: read error\" }\n"});
+  SluiceProcess sluice({.upstream_ports = {server.port()},
+                        .extra_yaml =
+                            "errors:\n  read_error: { code: 1158, sqlstate: \"08S01\", message: "
+                            "\"sluice: read error\" }\n"});
   const std::string before = scrape(sluice);
 
   RawMysqlClient client;
@@ -1129,8 +1160,8 @@ TEST_CASE("metrics: bytes that arrive together with the SSLRequest are counted")
   const long long greeting_bytes = 4 + static_cast<long long>(greeting.packet.payload.size());
   std::string printable;
   for (const char ch : received) printable += (ch >= 32 && ch < 127) ? ch : '.';
-  MESSAGE("sent ", sent.size(), " bytes (36 SSLRequest + 64 TLS), received ", greeting_bytes,
-          " + ", received.size(), ": ", printable);
+  MESSAGE("sent ", sent.size(), " bytes (36 SSLRequest + 64 TLS), received ", greeting_bytes, " + ",
+          received.size(), ": ", printable);
   // The server's reply is one plaintext ERR ("Bad handshake"). When its close
   // reaches sluice as a reset, sluice may append its own read_error ERR: that
   // one is sluice's, not forwarded, and not counted, so it is cut off here.
@@ -1256,12 +1287,12 @@ void connector_mix(int port, const std::string& infile) {
       "CREATE DATABASE mix; CREATE TABLE mix.t (id BIGINT PRIMARY KEY, name VARCHAR(40), "
       "note TEXT NULL);"
       "CREATE PROCEDURE mix.two_results() BEGIN SELECT 1 AS a; SELECT 'b' AS b, 2 AS c; END");
-  REQUIRE(mysql_select_db(m, "mix") == 0);                             // COM_INIT_DB
-  REQUIRE_MESSAGE(mysql_ping(m) == 0, mysql_error(m));                 // COM_PING
-  const char* stat = mysql_stat(m);                                    // COM_STATISTICS
+  REQUIRE(mysql_select_db(m, "mix") == 0);              // COM_INIT_DB
+  REQUIRE_MESSAGE(mysql_ping(m) == 0, mysql_error(m));  // COM_PING
+  const char* stat = mysql_stat(m);                     // COM_STATISTICS
   REQUIRE(stat != nullptr);
   CHECK(std::string(stat).find("Uptime") != std::string::npos);
-  MYSQL_RES* fields = mysql_list_fields(m, "t", nullptr);              // COM_FIELD_LIST
+  MYSQL_RES* fields = mysql_list_fields(m, "t", nullptr);  // COM_FIELD_LIST
   REQUIRE_MESSAGE(fields != nullptr, mysql_error(m));
   CHECK(mysql_num_fields(fields) == 3);
   mysql_free_result(fields);
@@ -1379,7 +1410,7 @@ void connector_mix(int port, const std::string& infile) {
   // A large result and a large statement.
   CHECK(conn.scalar("SELECT LENGTH(REPEAT('r', 2000000))") == "2000000");
   CHECK(conn.scalar("SELECT LENGTH('" + std::string(100000, 'w') + "')") == "100000");
-  REQUIRE(mysql_reset_connection(m) == 0);                            // COM_RESET_CONNECTION
+  REQUIRE(mysql_reset_connection(m) == 0);  // COM_RESET_CONNECTION
   REQUIRE_MESSAGE(mysql_change_user(m, "root", "", "mix") == 0, mysql_error(m));  // COM_CHANGE_USER
   CHECK(conn.scalar("SELECT DATABASE()") == "mix");
   // The connection closes with COM_QUIT in the destructor.
@@ -1416,17 +1447,19 @@ TEST_CASE("metrics: sysbench and a Connector/C mix never lose response tracking"
 
   TempDir files("sluice-mix");
   std::string csv;
-  for (int i = 5000; i < 6000; ++i) csv += std::to_string(i) + ",infile row " + std::to_string(i) + "\n";
+  for (int i = 5000; i < 6000; ++i)
+    csv += std::to_string(i) + ",infile row " + std::to_string(i) + "\n";
   write_file(files / "rows.csv", csv);
   connector_mix(sluice.port(), (files / "rows.csv").string());
 
   const std::string after = scrape_when_idle(sluice);
   check_every_command_timed(before, after);
   // The mix reached the commands it was written for.
-  for (const std::string c : {"COM_STMT_PREPARE", "COM_STMT_EXECUTE", "COM_STMT_CLOSE", "COM_STMT_FETCH",
-                        "COM_STMT_RESET", "COM_STMT_SEND_LONG_DATA", "COM_STMT_BULK_EXECUTE",
-                        "COM_FIELD_LIST", "COM_STATISTICS", "COM_SET_OPTION", "COM_CHANGE_USER",
-                        "COM_RESET_CONNECTION", "COM_PING", "COM_INIT_DB", "COM_QUIT"}) {
+  for (const std::string c :
+       {"COM_STMT_PREPARE", "COM_STMT_EXECUTE", "COM_STMT_CLOSE", "COM_STMT_FETCH",
+        "COM_STMT_RESET", "COM_STMT_SEND_LONG_DATA", "COM_STMT_BULK_EXECUTE", "COM_FIELD_LIST",
+        "COM_STATISTICS", "COM_SET_OPTION", "COM_CHANGE_USER", "COM_RESET_CONNECTION", "COM_PING",
+        "COM_INIT_DB", "COM_QUIT"}) {
     CHECK_MESSAGE(delta(before, after, "sluice_commands_total", lis({{"command", c}})) > 0, c);
   }
 }
@@ -1461,11 +1494,10 @@ std::vector<JsonValue> json_lines(const std::string& text) {
 
 TEST_CASE("metrics: log.format json writes one JSON object per line, session_close complete") {
   MariaDbServer server;
-  SluiceProcess sluice({.upstream_ports = {server.port()},
-                        .listener = {{"wait_timeout", "3s"},
-                                     {"max_allowed_packet", "4K"},
-                                     {"max_connections", "2"}},
-                        .top = {{"log", "{ level: info, format: json }"}}});
+  SluiceProcess sluice(
+      {.upstream_ports = {server.port()},
+       .listener = {{"wait_timeout", "3s"}, {"max_allowed_packet", "4K"}, {"max_connections", "2"}},
+       .top = {{"log", "{ level: info, format: json }"}}});
   // A polite session whose exact traffic is known.
   CountingClient client;
   REQUIRE(client.connect(sluice.port()));
@@ -1516,7 +1548,7 @@ TEST_CASE("metrics: log.format json writes one JSON object per line, session_clo
     }
   }
   for (const std::string e : {"started", "session_close", "connection_rejected", "oversized_packet",
-                        "reloaded", "reload_failed", "stopped"}) {
+                              "reloaded", "reload_failed", "stopped"}) {
     CHECK_MESSAGE(events.count(e) == 1, "no '", e, "' event");
   }
   // At info, no per-packet lines: a handful of events, not hundreds.
@@ -1557,8 +1589,7 @@ TEST_CASE("metrics: with log.format json a start-up config warning is a JSON lin
   const int dead = free_port();
   SluiceProcess sluice({.upstream_ports = {dead},
                         .listener = {{"max_allowed_packet", "8M"}},
-                        .top = {{"log", "{ level: info, format: json }"},
-                                {"memory_limit", "4M"}}});
+                        .top = {{"log", "{ level: info, format: json }"}, {"memory_limit", "4M"}}});
   sluice.stop();
   const std::string log = sluice.stderr_text();
   INFO("sluice stderr:\n", log);
@@ -1575,15 +1606,14 @@ TEST_CASE("metrics: basic auth on /metrics answers 401 without credentials and 2
   const int dead = free_port();
   TempDir dir("sluice-auth");
   write_file(dir / "password", "s3cret pass\n");
-  SluiceProcess sluice(
-      {.yaml = "shutdown_timeout: 5s\n"
-               "metrics:\n  listen: 127.0.0.1:${METRICS_PORT}\n  path: /metrics\n"
-               "  username: prom\n  password_file: " +
-               (dir / "password").string() +
-               "\n"
-               "listeners:\n  - name: main\n    listen: 127.0.0.1:${LISTEN_PORT}\n"
-               "    upstreams: [127.0.0.1:${UPSTREAM_PORT}]\n",
-       .upstream_ports = {dead}});
+  SluiceProcess sluice({.yaml = "shutdown_timeout: 5s\n"
+                                "metrics:\n  listen: 127.0.0.1:${METRICS_PORT}\n  path: /metrics\n"
+                                "  username: prom\n  password_file: " +
+                                (dir / "password").string() +
+                                "\n"
+                                "listeners:\n  - name: main\n    listen: 127.0.0.1:${LISTEN_PORT}\n"
+                                "    upstreams: [127.0.0.1:${UPSTREAM_PORT}]\n",
+                        .upstream_ports = {dead}});
   HttpResponse anonymous = http_request(sluice.metrics_port(), "/metrics");
   for (int i = 0; i < 100 && anonymous.status == 404; ++i) {  // the start-up window
     std::this_thread::sleep_for(20ms);
@@ -1604,7 +1634,6 @@ TEST_CASE("metrics: basic auth on /metrics answers 401 without credentials and 2
   CHECK(ok.status == 200);
   CHECK(metric_value(ok.body, "sluice_connections_total", lis()) == 0);
 }
-
 
 // ---------------------------------------------------------------------------
 // Start-up
@@ -1646,8 +1675,8 @@ TEST_CASE("metrics: /metrics answers 200 as soon as the metrics port listens") {
     write_file(dir / "sluice.yaml",
                "metrics:\n  listen: 127.0.0.1:" + std::to_string(metrics_port) +
                    "\n  path: /metrics\nlisteners:\n  - name: main\n    listen: 127.0.0.1:" +
-                   std::to_string(free_port()) + "\n    upstreams: [127.0.0.1:" +
-                   std::to_string(free_port()) + "]\n");
+                   std::to_string(free_port()) +
+                   "\n    upstreams: [127.0.0.1:" + std::to_string(free_port()) + "]\n");
     ChildProcess sluice({sluice_binary(), "--config", (dir / "sluice.yaml").string()});
     ++statuses[first_answer(metrics_port, 10s)];
     sluice.terminate(5s);

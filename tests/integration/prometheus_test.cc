@@ -1,4 +1,5 @@
-// sluice's exposition checked by Prometheus's own tools: promtool's linter and a real scraping server.
+// sluice's exposition checked by Prometheus's own tools: promtool's linter and a real scraping
+// server.
 #include <doctest/doctest.h>
 
 #include <atomic>
@@ -63,17 +64,21 @@ TEST_CASE("metrics prometheus: promtool check metrics accepts sluice's expositio
   }
 }
 
-TEST_CASE("metrics prometheus: a real Prometheus sees packets grow and active sessions return to 0") {
+TEST_CASE(
+    "metrics prometheus: a real Prometheus sees packets grow and active sessions return to 0") {
   MariaDbServer server;
   SluiceProcess sluice({.upstream_ports = {server.port()}});
   PrometheusServer prom(sluice.metrics_port());
 
   // The target is up: Prometheus scraped it successfully.
-  const auto up = poll_prometheus(prom, "up{job=\"sluice\"}", [](double v) { return v == 1; }, 60s);
-  REQUIRE_MESSAGE(up.has_value(), "Prometheus never scraped sluice\n", tail_lines(prom.log_text(), 20));
+  const auto up = poll_prometheus(
+      prom, "up{job=\"sluice\"}", [](double v) { return v == 1; }, 60s);
+  REQUIRE_MESSAGE(up.has_value(), "Prometheus never scraped sluice\n",
+                  tail_lines(prom.log_text(), 20));
   REQUIRE(*up == 1);
   const std::string packets = "sum(sluice_packets_total{listener=\"main\"})";
-  const auto initial = poll_prometheus(prom, packets, [](double) { return true; }, 30s);
+  const auto initial = poll_prometheus(
+      prom, packets, [](double) { return true; }, 30s);
   REQUIRE(initial.has_value());
   CHECK(*initial == 0);
 
@@ -98,19 +103,21 @@ TEST_CASE("metrics prometheus: a real Prometheus sees packets grow and active se
   }
   // While they run: active sessions show, and the packet counter grows from
   // one Prometheus sample to a later one.
-  const auto active =
-      poll_prometheus(prom, "sluice_connections_active{listener=\"main\"}",
-                      [](double v) { return v == 2; }, 30s);
+  const auto active = poll_prometheus(
+      prom, "sluice_connections_active{listener=\"main\"}", [](double v) { return v == 2; }, 30s);
   CHECK(active == std::optional<double>(2));
-  const auto first = poll_prometheus(prom, packets, [](double v) { return v > 0; }, 30s);
+  const auto first = poll_prometheus(
+      prom, packets, [](double v) { return v > 0; }, 30s);
   REQUIRE(first.has_value());
   CHECK(*first > 0);
   const double seen = *first;
-  const auto later = poll_prometheus(prom, packets, [&](double v) { return v > seen; }, 30s);
+  const auto later = poll_prometheus(
+      prom, packets, [&](double v) { return v > seen; }, 30s);
   REQUIRE(later.has_value());
   CHECK(*later > seen);
-  const auto rate = poll_prometheus(prom, "sum(rate(sluice_packets_total{listener=\"main\"}[5s]))",
-                                    [](double v) { return v > 0; }, 30s);
+  const auto rate = poll_prometheus(
+      prom, "sum(rate(sluice_packets_total{listener=\"main\"}[5s]))",
+      [](double v) { return v > 0; }, 30s);
   CHECK((rate.has_value() && *rate > 0));
   const auto query_rate = poll_prometheus(
       prom, "sum(rate(sluice_commands_total{listener=\"main\",command=\"COM_QUERY\"}[5s]))",
@@ -120,17 +127,18 @@ TEST_CASE("metrics prometheus: a real Prometheus sees packets grow and active se
   stop = true;
   for (auto& c : clients) c.join();
   CHECK(failures.load() == 0);
-  MESSAGE("clients ran ", queries.load(), " queries; Prometheus saw packets go ", *initial,
-          " -> ", seen, " -> ", *later);
+  MESSAGE("clients ran ", queries.load(), " queries; Prometheus saw packets go ", *initial, " -> ",
+          seen, " -> ", *later);
 
   // After they leave, Prometheus sees the gauge come back to 0.
-  const auto gone = poll_prometheus(prom, "sluice_connections_active{listener=\"main\"}",
-                                    [](double v) { return v == 0; }, 30s);
+  const auto gone = poll_prometheus(
+      prom, "sluice_connections_active{listener=\"main\"}", [](double v) { return v == 0; }, 30s);
   CHECK(gone == std::optional<double>(0));
   // The final packet count matches sluice's own endpoint once both are at rest.
-  const double direct =
-      metric_sum(scrape_metrics(sluice.metrics_port()), "sluice_packets_total", {{"listener", "main"}});
-  const auto settled = poll_prometheus(prom, packets, [&](double v) { return v == direct; }, 30s);
+  const double direct = metric_sum(scrape_metrics(sluice.metrics_port()), "sluice_packets_total",
+                                   {{"listener", "main"}});
+  const auto settled = poll_prometheus(
+      prom, packets, [&](double v) { return v == direct; }, 30s);
   CHECK(settled == std::optional<double>(direct));
   // Histograms are usable by histogram_quantile.
   const auto p99 = prom.query(

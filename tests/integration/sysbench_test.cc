@@ -1,4 +1,5 @@
-// sysbench oltp_read_write through sluice: 8 threads for 20 s without a protocol error or reconnect.
+// sysbench oltp_read_write through sluice: 8 threads for 20 s without a protocol error or
+// reconnect.
 #include <doctest/doctest.h>
 
 #include <regex>

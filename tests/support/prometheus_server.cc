@@ -47,8 +47,8 @@ HttpResponse http_request_with_headers(int port, std::string_view path,
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   std::string raw;
   if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) {
-    std::string request = "GET " + std::string(path) +
-                          " HTTP/1.0\r\nHost: 127.0.0.1\r\nUser-Agent: sluice-tests\r\n";
+    std::string request =
+        "GET " + std::string(path) + " HTTP/1.0\r\nHost: 127.0.0.1\r\nUser-Agent: sluice-tests\r\n";
     for (const std::string& h : headers) request += h + "\r\n";
     request += "\r\n";
     if (::send(fd, request.data(), request.size(), MSG_NOSIGNAL) ==
