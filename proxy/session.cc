@@ -78,7 +78,7 @@ void Session::start() {
   counted_active_ = true;
   connect_next_upstream();
   if (closed()) return;
-  update_poll(0);
+  update_poll();
   arm_timer();
 }
 
@@ -96,7 +96,7 @@ bool Session::reading_allowed(const Pipe& p) const {
 
 // Recomputes what each fd's poll handle waits for and restarts it only when
 // that changed: no epoll_ctl churn on the per-packet path.
-void Session::update_poll(int) {
+void Session::update_poll() {
   auto apply = [](uv_poll_t* h, int* current, int wanted, uv_poll_cb cb) {
     if (wanted == *current) return;
     *current = wanted;
@@ -262,7 +262,7 @@ void Session::on_timer() {
       return send_error_and_close(CloseReason::kIdleTimeout, ErrorKind::kIdleTimeout, 0, c);
     }
   }
-  update_poll(0);
+  update_poll();
   arm_timer();
 }
 
@@ -332,7 +332,7 @@ void Session::enter_linger() {
   linger_deadline_ = now() + std::min<std::uint64_t>(kLingerMs, cfg_->net_write_timeout.count());
   on_writable(s2c_);
   if (phase_ == Phase::kClosed) return;
-  update_poll(0);
+  update_poll();
   arm_timer();
 }
 
@@ -398,7 +398,9 @@ void Session::on_handle_closed() {
 
 void Session::log_close() {
   log_event(LogLevel::kInfo, "session_close", field("listener", cfg_->name),
-            field("client", client_addr_), field("user", user_), field("upstream", upstream_addr_),
+            field("client", client_addr_), field("user", user_), field("database", database_),
+            field("upstream", upstream_addr_),
+            number("server_thread", std::uint64_t{connection_id_}),
             number("duration_s", static_cast<double>(now() - started_ms_) / 1000.0),
             number("c2s_bytes", c2s_.bytes), number("c2s_packets", c2s_.packets),
             number("s2c_bytes", s2c_.bytes), number("s2c_packets", s2c_.packets),

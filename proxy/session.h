@@ -109,7 +109,7 @@ class Session {
  private:
   // Lifecycle (session.cc).
   void on_handle_closed();
-  void update_poll(int which);
+  void update_poll();
   void arm_timer();
   void on_timer();
   std::uint64_t now() const;
@@ -161,6 +161,7 @@ class Session {
   void scan_compressed(Pipe& p, std::size_t from);
   void on_inner_packet(Pipe& p, std::uint64_t length);
   bool framing_at_boundary(const Pipe& p) const;
+  void track_read_deadline(Pipe& p);
   std::vector<std::uint8_t> error_packet(ErrorKind kind, std::uint8_t seq, const ErrContext& ctx);
   bool scan_client_start(Pipe& p);
   bool oversized(Pipe& p, const FrameEvent& ev, std::uint64_t limit);
@@ -230,8 +231,7 @@ class Session {
   std::string upstream_addr_;
   std::string user_;
   std::string database_;
-  std::string server_version_;
-  std::uint32_t connection_id_ = 0;
+  std::uint32_t connection_id_ = 0;  // the server's thread id (SHOW PROCESSLIST, KILL)
   std::uint64_t started_ms_ = 0;
   CloseReason reason_ = CloseReason::kClientQuit;
 };

@@ -19,9 +19,9 @@ int Session::dst_fd(const Pipe& p) const {
 }
 
 void Session::on_readable(Pipe& p) {
-  if (!reading_allowed(p)) return update_poll(0);
+  if (!reading_allowed(p)) return update_poll();
   if (!ensure_room(p)) {
-    update_poll(0);
+    update_poll();
     return arm_timer();
   }
   const auto tail = p.buf.tail();
@@ -65,7 +65,7 @@ void Session::on_readable(Pipe& p) {
   }
   flush(p);  // optimistic: write at once, wait for writability only on EAGAIN
   if (closed()) return;
-  update_poll(0);
+  update_poll();
   arm_timer();
 }
 
@@ -177,7 +177,13 @@ void Session::scan(Pipe& p, std::size_t from) {
     }
   }
   if (p.discarding) p.buf.drop_partial();  // never hold more than one read of it
-  if (p.framer.at_boundary()) {
+  track_read_deadline(p);
+}
+
+// A started packet must complete within net_read_timeout: the deadline is
+// set when a read ends mid-packet and cleared when one ends between packets.
+void Session::track_read_deadline(Pipe& p) {
+  if (framing_at_boundary(p)) {
     p.read_deadline = 0;
   } else if (p.read_deadline == 0) {
     p.read_deadline = now() + static_cast<std::uint64_t>(cfg_->net_read_timeout.count());
@@ -189,7 +195,7 @@ void Session::on_writable(Pipe& p) {
   flush(p);
   if (closed() && phase_ != Phase::kLinger) return;
   if (phase_ == Phase::kClosed) return;
-  update_poll(0);
+  update_poll();
   arm_timer();
 }
 

@@ -299,7 +299,6 @@ void Session::on_server_packet(const std::uint8_t* payload, std::size_t avail,
         const ErrContext ctx{0, 0, Millis{0}, cfg_->name};
         return send_error_and_close(CloseReason::kReadError, ErrorKind::kReadError, 0, ctx);
       }
-      server_version_ = greeting->version;
       connection_id_ = greeting->connection_id;
       server_caps_ = greeting->capabilities;
       phase_ = Phase::kAwaitHello;
@@ -423,14 +422,7 @@ void Session::scan_compressed(Pipe& p, std::size_t from) {
                                     ctx);
       }
       case Kind::kNeedMore:
-        if (pos == end && !p.cframer->has_pending()) {
-          if (framing_at_boundary(p)) {
-            p.read_deadline = 0;
-          } else if (p.read_deadline == 0) {
-            p.read_deadline = now() + static_cast<std::uint64_t>(cfg_->net_read_timeout.count());
-          }
-          return;
-        }
+        if (pos == end && !p.cframer->has_pending()) return track_read_deadline(p);
         break;
     }
   }

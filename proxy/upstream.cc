@@ -53,7 +53,7 @@ void Session::connect_next_upstream() {
   server_events_ = 0;
   if (r.status == IoStatus::kOk) return on_connected();
   connect_deadline_ = now() + static_cast<std::uint64_t>(cfg_->connect_timeout.count());
-  update_poll(0);
+  update_poll();
   arm_timer();
 }
 
@@ -72,7 +72,7 @@ void Session::on_connected() {
   phase_ = Phase::kAwaitGreeting;
   flush(c2s_);  // a PROXY header the client sent first goes ahead of everything
   if (closed()) return;
-  update_poll(0);
+  update_poll();
   arm_timer();
 }
 

@@ -158,12 +158,15 @@ class CountingClient {
 
   // Greeting, HandshakeResponse (root, no password, mysql_native_password),
   // auth switches if any, OK. Every packet is tallied.
+  std::uint32_t connection_id = 0;  // the server's thread id, from the greeting
+
   void login() {
     const ReadResult greeting = read();
     REQUIRE_MESSAGE(greeting.ok(), std::string(to_string(greeting.status)));
     REQUIRE_FALSE(parse_err(greeting.packet).has_value());
     const auto parsed = parse_greeting(greeting.packet.payload);
     REQUIRE(parsed.has_value());
+    connection_id = parsed->connection_id;
     using namespace client_flag;
     std::uint32_t caps = kLongPassword | kLongFlag | kProtocol41 | kTransactions |
                          kSecureConnection | kMultiStatements | kMultiResults | kPsMultiResults |
@@ -432,6 +435,9 @@ TEST_CASE(
   CHECK(log_field(log, "session_close", "c2s_bytes") == std::to_string(w.c2s.bytes));
   CHECK(log_field(log, "session_close", "s2c_bytes") == std::to_string(w.s2c.bytes));
   CHECK(log_field(log, "session_close", "reason") == "client_quit");
+  // The server's thread id, as SHOW PROCESSLIST and KILL know the session.
+  CHECK(log_field(log, "session_close", "server_thread") == std::to_string(client.connection_id));
+  CHECK(client.connection_id != 0);
 }
 
 // The COM_STMT_PREPARE response: the statement id, after its definitions are read.
