@@ -22,6 +22,9 @@ constexpr const char* kUsage =
 }  // namespace
 
 int main(int argc, char** argv) {
+  // A SIGTERM during start-up (config loading included) must drain, not
+  // kill: the signals are held until the server's handlers exist.
+  sluice::hold_control_signals();
   sluice::ServerOptions options;
   options.config_path = "conf/sluice.yaml";
   bool check = false;

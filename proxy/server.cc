@@ -263,6 +263,11 @@ void Server::reload() {
 
 }  // namespace
 
+void hold_control_signals() {
+  sigset_t set = control_signals();
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+}
+
 int run_server(const ServerOptions& options, Config config) {
   std::signal(SIGPIPE, SIG_IGN);
   // glibc raises its mmap threshold after large frees (up to 32 MiB), after
@@ -270,10 +275,6 @@ int run_server(const ServerOptions& options, Config config) {
   // high-water mark of past large packets. A fixed threshold keeps every
   // buffer of 1 MiB or more mmapped, and freeing it returns the memory.
   mallopt(M_MMAP_THRESHOLD, 1 << 20);
-  // A SIGTERM during start-up must drain, not kill: hold it until the
-  // handlers are installed.
-  sigset_t set = control_signals();
-  pthread_sigmask(SIG_BLOCK, &set, nullptr);
   raise_fd_limit();
   Log::get().configure(config.log.level, config.log.format);
   for (const std::string& w : config.warnings)

@@ -13,6 +13,10 @@ struct ServerOptions {
   std::vector<std::string> overrides;  // --set key=value, re-applied on reload
 };
 
+// Holds SIGTERM/SIGINT/SIGHUP until run_server's handlers exist; call first
+// thing in main, before any thread starts (threads inherit the mask).
+void hold_control_signals();
+
 // Runs until drained; returns the process exit code.
 int run_server(const ServerOptions& options, Config config);
 

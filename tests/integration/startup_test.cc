@@ -1,0 +1,114 @@
+// Start-up: names that do not resolve yet, SIGTERM during start-up, listeners on port 0.
+#include <doctest/doctest.h>
+
+#include <chrono>
+#include <csignal>
+#include <regex>
+#include <string>
+#include <thread>
+
+#include "tests/support/free_port.h"
+#include "tests/support/mariadb_server.h"
+#include "tests/support/metrics_scrape.h"
+#include "tests/support/process.h"
+#include "tests/support/raw_mysql.h"
+#include "tests/support/sluice_process.h"
+#include "tests/support/temp_dir.h"
+
+namespace sluice::test {
+namespace {
+
+using namespace std::chrono_literals;
+
+// Polls `file` until `pattern` matches it; returns the first capture group.
+std::string wait_for_log(const std::filesystem::path& file, const std::regex& pattern,
+                         std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    std::smatch m;
+    const std::string text = std::filesystem::exists(file) ? read_file(file) : "";
+    if (std::regex_search(text, m, pattern)) return m.size() > 1 ? m[1].str() : m[0].str();
+    std::this_thread::sleep_for(20ms);
+  }
+  return {};
+}
+
+TEST_CASE("startup: an upstream name that does not resolve is not fatal and fails over") {
+  MariaDbServer server;
+  SluiceConfig config;
+  config.yaml =
+      "metrics:\n  listen: 127.0.0.1:${METRICS_PORT}\n"
+      "listeners:\n  - name: main\n    listen: 127.0.0.1:${LISTEN_PORT}\n"
+      "    upstreams: [no-such-host.invalid:3306, 127.0.0.1:${UPSTREAM_PORT}]\n";
+  config.upstream_ports = {server.port()};
+  SluiceProcess sluice(config);
+  // Round robin starts each session at the next upstream: two sessions make
+  // sure one of them starts at the unresolved name and fails over.
+  for (int i = 0; i < 2; ++i) {
+    RawMysqlClient client;
+    REQUIRE(client.connect(sluice.port()));
+    const auto login = client.handshake();
+    CHECK_MESSAGE(login.logged_in, login.failure);
+  }
+  const std::string m = http_get(sluice.metrics_port());
+  CHECK(metric_value(m, "sluice_upstream_connect_errors_total",
+                     {{"upstream", "no-such-host.invalid:3306"}}) >= 1);
+  CHECK(sluice.stderr_text().find("upstream_unresolved") != std::string::npos);
+}
+
+TEST_CASE("startup: SIGTERM during start-up drains and exits 0") {
+  TempDir dir("sluice-startup");
+  // Signals are held from the first line of main(). Before main runs (exec,
+  // dynamic loading) a signal kills any program, so the rounds start there.
+  for (int round = 0; round < 10; ++round) {
+    CAPTURE(round);
+    write_file(dir / "sluice.yaml",
+               "metrics:\n  listen: 127.0.0.1:" + std::to_string(free_port()) +
+                   "\nlisteners:\n  - listen: 127.0.0.1:" + std::to_string(free_port()) +
+                   "\n    upstreams: [127.0.0.1:9]\n");
+    ChildProcess sluice({sluice_binary(), "--config", (dir / "sluice.yaml").string()});
+    // Into start-up: past exec and dynamic loading, then 0..9 ms further.
+    for (int i = 0; i < 500; ++i) {
+      const std::string status = read_file("/proc/" + std::to_string(sluice.pid()) + "/status");
+      if (status.find("SigBlk:\t0000000000004003") != std::string::npos) break;  // HUP INT TERM
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(round));
+    sluice.send_signal(SIGTERM);
+    const auto status = sluice.wait_exit(10s);
+    REQUIRE(status.has_value());
+    CHECK_MESSAGE(status->success(), status->describe());
+  }
+}
+
+TEST_CASE("startup: a listener on port 0 gets one port, shared by every worker") {
+  MariaDbServer server;
+  TempDir dir("sluice-port0");
+  const int metrics_port = free_port();
+  write_file(dir / "sluice.yaml",
+             "workers: 2\nmetrics:\n  listen: 127.0.0.1:" + std::to_string(metrics_port) +
+                 "\nlisteners:\n  - listen: 127.0.0.1:0\n"
+                 "    upstreams: [127.0.0.1:" +
+                 std::to_string(server.port()) + "]\n");
+  ChildProcess sluice({sluice_binary(), "--config", (dir / "sluice.yaml").string()},
+                      {.stderr_path = (dir / "sluice.stderr").string()});
+  const std::string port_text =
+      wait_for_log(dir / "sluice.stderr", std::regex(R"(listen=127\.0\.0\.1:(\d+))"), 10s);
+  REQUIRE_FALSE(port_text.empty());
+  const int port = std::stoi(port_text);
+  CHECK(port != 0);
+  // With SO_REUSEPORT the kernel spreads connections over both workers'
+  // sockets: every login must land on a socket bound to that same port.
+  for (int i = 0; i < 8; ++i) {
+    RawMysqlClient client;
+    REQUIRE(client.connect(port));
+    const auto login = client.handshake();
+    CHECK_MESSAGE(login.logged_in, login.failure);
+  }
+  const std::string m = http_get(metrics_port);
+  CHECK(metric_value(m, "sluice_connections_total") == 8);
+  CHECK(sluice.terminate(10s).success());
+}
+
+}  // namespace
+}  // namespace sluice::test
