@@ -6,6 +6,7 @@
 #include <mysql.h>
 #include <signal.h>
 
+#include <cerrno>
 #include <cstring>
 #include <filesystem>
 #include <map>
@@ -206,7 +207,7 @@ TEST_CASE("eintr: reads while a closing session lingers after its ERR are counte
   const int metrics = sluice->metrics_port();
   {
     RawMysqlClient client;
-    REQUIRE(client.connect(sluice->port()));
+    REQUIRE_MESSAGE(client.connect(sluice->port()), client.last_error());
     const HandshakeResult login = client.handshake();
     REQUIRE_MESSAGE(login.logged_in, login.failure);
     const ReadResult read = client.read_packet(10s);
@@ -243,7 +244,7 @@ TEST_CASE("eintr: a readv storm beyond net_retry_count ends sessions with 1158, 
   std::vector<std::string> unexpected;
   for (int i = 0; i < 8; ++i) {
     RawMysqlClient client;
-    REQUIRE(client.connect(sluice->port()));
+    REQUIRE_MESSAGE(client.connect(sluice->port()), client.last_error());
     const auto started = Clock::now();
     std::optional<ServerError> err;
     std::string outcome;
@@ -311,7 +312,14 @@ TEST_CASE("eintr: a writev storm beyond net_retry_count ends sessions, never a h
   std::map<std::string, int> outcomes;
   for (int i = 0; i < 8; ++i) {
     RawMysqlClient client;
-    REQUIRE(client.connect(sluice->port()));
+    if (!client.connect(sluice->port())) {
+      // A loaded machine may let sluice accept, fail the greeting's writev
+      // and reset before this thread looks at its connect: the same outcome
+      // as a reset during the login.
+      REQUIRE_MESSAGE(client.last_errno() == ECONNRESET, client.last_error());
+      ++outcomes["login: reset"];
+      continue;
+    }
     const auto started = Clock::now();
     std::string outcome = "completed";
     const HandshakeResult login = client.handshake("root", "", "", 0, 10s);
@@ -367,7 +375,7 @@ TEST_CASE("eintr: accept4 and connect storms beyond the budget lose no client") 
 
   for (int i = 0; i < 10; ++i) {
     RawMysqlClient client;
-    REQUIRE(client.connect(sluice->port()));
+    REQUIRE_MESSAGE(client.connect(sluice->port()), client.last_error());
     const auto started = Clock::now();
     const HandshakeResult login = client.handshake("root", "", "", 0, 10s);
     CHECK_MESSAGE(login.logged_in, "session ", i, ": ", login.failure,

@@ -103,7 +103,7 @@ TEST_CASE("harness: RawMysqlClient logs in, queries, and decodes ERR packets") {
                         .bootstrap_sql = "CREATE USER 'pw'@'localhost' IDENTIFIED BY 's3cret';"
                                          "GRANT ALL ON *.* TO 'pw'@'localhost';"});
   RawMysqlClient client;
-  REQUIRE(client.connect(server.port()));
+  REQUIRE_MESSAGE(client.connect(server.port()), client.last_error());
   const auto login = client.handshake();
   REQUIRE_MESSAGE(login.logged_in, login.failure);
   CHECK(login.greeting.protocol_version == 10);
@@ -140,11 +140,11 @@ TEST_CASE("harness: RawMysqlClient logs in, queries, and decodes ERR packets") {
 
   // mysql_native_password with a real password, right and wrong.
   RawMysqlClient with_password;
-  REQUIRE(with_password.connect(server.port()));
+  REQUIRE_MESSAGE(with_password.connect(server.port()), with_password.last_error());
   const auto good = with_password.handshake("pw", "s3cret");
   CHECK_MESSAGE(good.logged_in, good.failure);
   RawMysqlClient wrong;
-  REQUIRE(wrong.connect(server.port()));
+  REQUIRE_MESSAGE(wrong.connect(server.port()), wrong.last_error());
   const auto bad = wrong.handshake("pw", "nope");
   CHECK_FALSE(bad.logged_in);
   REQUIRE(bad.error.has_value());

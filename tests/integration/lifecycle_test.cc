@@ -98,7 +98,7 @@ ReceivedBytes session_with_partial_packet(int port, MysqlConn& monitor, bool par
   REQUIRE(wait_server_sessions(monitor, 0, 30s));
   const long long before = bytes_from_others(monitor);
   RawMysqlClient client;
-  REQUIRE(client.connect(port));
+  REQUIRE_MESSAGE(client.connect(port), client.last_error());
   const auto login = client.handshake();
   REQUIRE_MESSAGE(login.logged_in, login.failure);
   if (partial) REQUIRE(client.send_raw(frame_header(1000, 0) + "0123456789"));
@@ -201,12 +201,12 @@ TEST_CASE("lifecycle: SIGTERM closes idle sessions, lets a running command finis
   MysqlConn monitor(server.socket_options());
 
   RawMysqlClient idle;
-  REQUIRE(idle.connect(target.port()));
+  REQUIRE_MESSAGE(idle.connect(target.port()), idle.last_error());
   REQUIRE(idle.handshake().logged_in);
   REQUIRE(idle.query("SELECT 1").ok());
 
   RawMysqlClient busy;
-  REQUIRE(busy.connect(target.port()));
+  REQUIRE_MESSAGE(busy.connect(target.port()), busy.last_error());
   REQUIRE(busy.handshake().logged_in);
   REQUIRE(busy.send_packet(0, std::string(1, '\x03') + "SELECT SLEEP(3), 'finished'"));
   std::this_thread::sleep_for(500ms);  // the command is on the server now

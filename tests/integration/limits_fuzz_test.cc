@@ -168,7 +168,7 @@ void run_fuzz(bool reject) {
   long long before = server_bytes_from_others(monitor);
   {
     RawMysqlClient probe;
-    REQUIRE(probe.connect(target.port()));
+    REQUIRE_MESSAGE(probe.connect(target.port()), probe.last_error());
     REQUIRE(probe.handshake().logged_in);
     probe.close();
   }

@@ -413,7 +413,7 @@ TEST_CASE("limits: reject falls back to close for an oversized HandshakeResponse
   const Oversized before = oversized(target);
 
   RawMysqlClient client;
-  REQUIRE(client.connect(target.port()));
+  REQUIRE_MESSAGE(client.connect(target.port()), client.last_error());
   const ReadResult greeting = client.read_packet();
   REQUIRE(greeting.ok());
   REQUIRE(greeting.packet.seq == 0);
@@ -812,7 +812,7 @@ TEST_CASE("limits: oversized counters and the packet-size histogram move by the 
   // this would be action=close; on reject, a handshake packet falls back to close).
   before = oversized(target);
   RawMysqlClient raw;
-  REQUIRE(raw.connect(target.port()));
+  REQUIRE_MESSAGE(raw.connect(target.port()), raw.last_error());
   REQUIRE(raw.read_packet().ok());
   raw.send_packet(1, std::string(21 * kMiB, 'h'), 60s);
   expect_err(raw, 1153, "08S01", kPacketTooLargeMessage, 3);

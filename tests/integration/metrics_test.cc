@@ -381,7 +381,7 @@ TEST_CASE(
   const std::string before = scrape(sluice);
 
   CountingClient client;
-  REQUIRE(client.connect(sluice.port()));
+  REQUIRE_MESSAGE(client.connect(sluice.port()), client.last_error());
   client.login();
   const auto rows = client.query("SELECT 1");
   REQUIRE(rows.size() == 1);
@@ -472,7 +472,7 @@ TEST_CASE("metrics: commands are counted by name and every command is timed exac
   const std::string before = scrape(sluice);
 
   CountingClient client;
-  REQUIRE(client.connect(sluice.port()));
+  REQUIRE_MESSAGE(client.connect(sluice.port()), client.last_error());
   client.login();
   REQUIRE(client.query("SELECT 1").size() == 1);  // COM_QUERY
   REQUIRE(client.send(0, "\x0e"));                // COM_PING
@@ -564,7 +564,7 @@ TEST_CASE("metrics: a 300 ms query is timed from send to the end of its response
   SluiceProcess sluice({.upstream_ports = {server.port()}});
   const std::string before = scrape(sluice);
   RawMysqlClient client;
-  REQUIRE(client.connect(sluice.port()));
+  REQUIRE_MESSAGE(client.connect(sluice.port()), client.last_error());
   REQUIRE(client.handshake().logged_in);
   const auto sent = Clock::now();
   const QueryResult result = client.query("SELECT SLEEP(0.3)");
@@ -594,7 +594,7 @@ TEST_CASE("metrics: an unknown command byte counts as COM_UNKNOWN and its ERR is
   const std::string before = scrape(sluice);
 
   CountingClient client;
-  REQUIRE(client.connect(sluice.port()));
+  REQUIRE_MESSAGE(client.connect(sluice.port()), client.last_error());
   client.login();
   REQUIRE(client.send(0, "\x60"));  // no such command
   CHECK(client.read_result().empty());
@@ -624,7 +624,7 @@ TEST_CASE("metrics: after an unknown command byte, wait_timeout still closes the
   MariaDbServer server;
   SluiceProcess sluice({.upstream_ports = {server.port()}, .listener = {{"wait_timeout", "1s"}}});
   RawMysqlClient client;
-  REQUIRE(client.connect(sluice.port()));
+  REQUIRE_MESSAGE(client.connect(sluice.port()), client.last_error());
   REQUIRE(client.handshake().logged_in);
   REQUIRE(client.send_packet(0, "\x60"));
   const ReadResult unknown = client.read_packet(5s);
@@ -651,7 +651,7 @@ TEST_CASE("metrics: oversized packets are counted by direction and action, never
                           .listener = {{"max_allowed_packet", "4K"}, {"on_oversized", "close"}}});
     const std::string before = scrape(sluice);
     CountingClient client;
-    REQUIRE(client.connect(sluice.port()));
+    REQUIRE_MESSAGE(client.connect(sluice.port()), client.last_error());
     client.login();
     REQUIRE(client.raw().send_packet(0, big_query));
     const ReadResult err = client.raw().read_packet();
@@ -679,7 +679,7 @@ TEST_CASE("metrics: oversized packets are counted by direction and action, never
                           .listener = {{"max_allowed_packet", "4K"}, {"on_oversized", "reject"}}});
     const std::string before = scrape(sluice);
     CountingClient client;
-    REQUIRE(client.connect(sluice.port()));
+    REQUIRE_MESSAGE(client.connect(sluice.port()), client.last_error());
     client.login();
     REQUIRE(client.raw().send_packet(0, big_query));
     const ReadResult err = client.raw().read_packet();
@@ -710,7 +710,7 @@ TEST_CASE("metrics: oversized packets are counted by direction and action, never
         {.upstream_ports = {server.port()}, .listener = {{"max_server_packet", "4K"}}});
     const std::string before = scrape(sluice);
     CountingClient client;
-    REQUIRE(client.connect(sluice.port()));
+    REQUIRE_MESSAGE(client.connect(sluice.port()), client.last_error());
     client.login();
     REQUIRE(client.send(0, "\x03SELECT REPEAT('s', 10000)"));
     ReadResult r;
@@ -742,16 +742,16 @@ TEST_CASE("metrics: idle, read and handshake timeouts are counted by kind") {
   const std::string before = scrape(sluice);
 
   RawMysqlClient idle;
-  REQUIRE(idle.connect(sluice.port()));
+  REQUIRE_MESSAGE(idle.connect(sluice.port()), idle.last_error());
   REQUIRE(idle.handshake().logged_in);
 
   RawMysqlClient stalled;
-  REQUIRE(stalled.connect(sluice.port()));
+  REQUIRE_MESSAGE(stalled.connect(sluice.port()), stalled.last_error());
   REQUIRE(stalled.handshake().logged_in);
   REQUIRE(stalled.send_raw(frame_header(100, 0) + "\x03SELECT"));  // 7 of 100 bytes
 
   RawMysqlClient silent;
-  REQUIRE(silent.connect(sluice.port()));
+  REQUIRE_MESSAGE(silent.connect(sluice.port()), silent.last_error());
   REQUIRE(silent.read_packet().ok());  // the greeting; no answer follows
 
   const ReadResult idle_err = idle.read_packet(10s);
@@ -781,10 +781,10 @@ TEST_CASE("metrics: rejected connections and upstream connect errors") {
         {.upstream_ports = {server.port()}, .listener = {{"max_connections", "1"}}});
     const std::string before = scrape(sluice);
     RawMysqlClient first;
-    REQUIRE(first.connect(sluice.port()));
+    REQUIRE_MESSAGE(first.connect(sluice.port()), first.last_error());
     REQUIRE(first.handshake().logged_in);
     RawMysqlClient second;
-    REQUIRE(second.connect(sluice.port()));
+    REQUIRE_MESSAGE(second.connect(sluice.port()), second.last_error());
     const ReadResult err = second.read_packet(10s);
     REQUIRE(err.ok());
     REQUIRE(parse_err(err.packet).has_value());
@@ -811,7 +811,7 @@ TEST_CASE("metrics: rejected connections and upstream connect errors") {
     SluiceProcess sluice({.upstream_ports = {dead1, dead2}});
     const std::string before = scrape(sluice);
     RawMysqlClient client;
-    REQUIRE(client.connect(sluice.port()));
+    REQUIRE_MESSAGE(client.connect(sluice.port()), client.last_error());
     const ReadResult err = client.read_packet(20s);
     REQUIRE(err.ok());
     REQUIRE(parse_err(err.packet).has_value());
@@ -842,7 +842,7 @@ TEST_CASE("metrics: rejected connections and upstream connect errors") {
     const std::string before = scrape(sluice);
     for (int i = 0; i < 2; ++i) {  // the first starts at the dead one, the second at the live one
       RawMysqlClient client;
-      REQUIRE(client.connect(sluice.port()));
+      REQUIRE_MESSAGE(client.connect(sluice.port()), client.last_error());
       REQUIRE(client.handshake().logged_in);
       client.close();
     }
@@ -879,7 +879,7 @@ SequenceOutcome out_of_order_command(const MariaDbServer& server, const std::str
                         .extra_yaml = kOutOfOrderErrors});
   const std::string before = scrape(sluice);
   RawMysqlClient client;
-  REQUIRE(client.connect(sluice.port()));
+  REQUIRE_MESSAGE(client.connect(sluice.port()), client.last_error());
   const auto login = client.handshake();
   REQUIRE(login.logged_in);
   REQUIRE(login.last_seq == 2);  // greeting 0, response 1, OK 2: no auth switch
@@ -1038,7 +1038,7 @@ TEST_CASE("metrics: an upstream whose last packet and reset arrive together is n
   ResettingUpstream upstream;
   SluiceProcess sluice({.upstream_ports = {upstream.port()}, .top = {{"workers", "1"}}});
   RawMysqlClient client;
-  REQUIRE(client.connect(sluice.port()));
+  REQUIRE_MESSAGE(client.connect(sluice.port()), client.last_error());
   const auto login = client.handshake();
   REQUIRE_MESSAGE(login.logged_in, login.failure);
   REQUIRE(client.send_packet(0, "\x03SELECT 1"));
@@ -1128,7 +1128,7 @@ TEST_CASE("metrics: bytes that arrive together with the SSLRequest are counted")
   const std::string before = scrape(sluice);
 
   RawMysqlClient client;
-  REQUIRE(client.connect(sluice.port()));
+  REQUIRE_MESSAGE(client.connect(sluice.port()), client.last_error());
   const ReadResult greeting = client.read_packet();
   REQUIRE(greeting.ok());
   const auto parsed = parse_greeting(greeting.packet.payload);
@@ -1506,7 +1506,7 @@ TEST_CASE("metrics: log.format json writes one JSON object per line, session_clo
        .top = {{"log", "{ level: info, format: json }"}}});
   // A polite session whose exact traffic is known.
   CountingClient client;
-  REQUIRE(client.connect(sluice.port()));
+  REQUIRE_MESSAGE(client.connect(sluice.port()), client.last_error());
   client.login();
   REQUIRE(client.query("SELECT \"quotes\\\\ and \\ttabs\"").size() == 1);
   const std::string client_addr = local_address(client.raw().fd());
@@ -1517,13 +1517,13 @@ TEST_CASE("metrics: log.format json writes one JSON object per line, session_clo
   // Events of other kinds: an idle timeout, an oversized packet, a rejection, reloads.
   {
     RawMysqlClient idle;
-    REQUIRE(idle.connect(sluice.port()));
+    REQUIRE_MESSAGE(idle.connect(sluice.port()), idle.last_error());
     REQUIRE(idle.handshake().logged_in);
     RawMysqlClient big;
-    REQUIRE(big.connect(sluice.port()));
+    REQUIRE_MESSAGE(big.connect(sluice.port()), big.last_error());
     REQUIRE(big.handshake().logged_in);
     RawMysqlClient third;
-    REQUIRE(third.connect(sluice.port()));
+    REQUIRE_MESSAGE(third.connect(sluice.port()), third.last_error());
     CHECK(third.wait_closed(10s) != ReadStatus::kTimeout);  // max_connections
     REQUIRE(big.send_packet(0, "\x03" + std::string(5000, ' ')));
     CHECK(big.wait_closed(10s) != ReadStatus::kTimeout);

@@ -46,7 +46,7 @@ TEST_CASE("startup: an upstream name that does not resolve is not fatal and fail
   // sure one of them starts at the unresolved name and fails over.
   for (int i = 0; i < 2; ++i) {
     RawMysqlClient client;
-    REQUIRE(client.connect(sluice.port()));
+    REQUIRE_MESSAGE(client.connect(sluice.port()), client.last_error());
     const auto login = client.handshake();
     CHECK_MESSAGE(login.logged_in, login.failure);
   }
@@ -101,7 +101,7 @@ TEST_CASE("startup: a listener on port 0 gets one port, shared by every worker")
   // sockets: every login must land on a socket bound to that same port.
   for (int i = 0; i < 8; ++i) {
     RawMysqlClient client;
-    REQUIRE(client.connect(port));
+    REQUIRE_MESSAGE(client.connect(port), client.last_error());
     const auto login = client.handshake();
     CHECK_MESSAGE(login.logged_in, login.failure);
   }

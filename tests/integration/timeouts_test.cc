@@ -176,7 +176,7 @@ TEST_CASE(
   SluiceProcess& sluice = *target.sluice();
 
   RawMysqlClient client;
-  REQUIRE(client.connect(target.port()));
+  REQUIRE_MESSAGE(client.connect(target.port()), client.last_error());
   const ReadResult greeting = client.read_packet(10s);
   REQUIRE_MESSAGE(greeting.ok(), describe(greeting));
   REQUIRE(greeting.packet.seq == 0);
@@ -197,7 +197,7 @@ TEST_CASE("timeouts: a HandshakeResponse stalled mid-payload gets 1159 seq 2") {
   SluiceProcess& sluice = *target.sluice();
 
   RawMysqlClient client;
-  REQUIRE(client.connect(target.port()));
+  REQUIRE_MESSAGE(client.connect(target.port()), client.last_error());
   const ReadResult greeting = client.read_packet(10s);
   REQUIRE_MESSAGE(greeting.ok(), describe(greeting));
   // Header of a 64-byte response with seq 1, and 8 bytes of it.
@@ -280,7 +280,7 @@ TEST_CASE(
 
   {  // One, timed.
     RawMysqlClient client;
-    REQUIRE(client.connect(sluice.port()));
+    REQUIRE_MESSAGE(client.connect(sluice.port()), client.last_error());
     const auto started = Clock::now();
     const ReadResult read = client.read_packet(10s);
     const auto elapsed = Clock::now() - started;
@@ -348,7 +348,7 @@ TEST_CASE(
 
   RawMysqlClient client;
   const auto started = Clock::now();  // handshake_timeout runs from the accept
-  REQUIRE(client.connect(target.port()));
+  REQUIRE_MESSAGE(client.connect(target.port()), client.last_error());
   const ReadResult greeting = client.read_packet(10s);
   REQUIRE_MESSAGE(greeting.ok(), describe(greeting));
   REQUIRE_FALSE(parse_err(greeting.packet).has_value());
@@ -373,7 +373,7 @@ struct StalledReader {
 };
 
 StalledReader stop_reading_big_result(SluiceProcess& sluice, RawMysqlClient& client) {
-  REQUIRE(client.connect(sluice.port()));
+  REQUIRE_MESSAGE(client.connect(sluice.port()), client.last_error());
   const int small = 4096;
   ::setsockopt(client.fd(), SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
   const HandshakeResult hello = client.handshake();
@@ -518,7 +518,7 @@ TEST_CASE(
 
   RawMysqlClient client;
   const auto started = Clock::now();
-  REQUIRE(client.connect(sluice.port()));
+  REQUIRE_MESSAGE(client.connect(sluice.port()), client.last_error());
   const ReadResult read = client.read_packet(10s);
   const auto elapsed = Clock::now() - started;
   check_err(read, 1159, "08S01", 0);
@@ -541,7 +541,7 @@ TEST_CASE(
 
   RawMysqlClient client;
   const auto started = Clock::now();  // handshake_timeout runs from the accept
-  REQUIRE(client.connect(sluice.port()));
+  REQUIRE_MESSAGE(client.connect(sluice.port()), client.last_error());
   const HandshakeResult login = client.handshake("root", "", "", 0, 10s);
   const auto elapsed = Clock::now() - started;
   REQUIRE_FALSE(login.logged_in);
@@ -600,7 +600,7 @@ TEST_CASE(
   MysqlConn monitor(server.socket_options());
 
   RawMysqlClient client;
-  REQUIRE(client.connect(target.port()));
+  REQUIRE_MESSAGE(client.connect(target.port()), client.last_error());
   const HandshakeResult hello = client.handshake();
   REQUIRE_MESSAGE(hello.logged_in, hello.failure);
   const std::uint32_t id = hello.greeting.connection_id;

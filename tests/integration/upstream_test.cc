@@ -100,7 +100,7 @@ TEST_CASE("upstream: every upstream closed gets 2003 HY000 seq 0 in under a seco
 
   RawMysqlClient client;
   const auto started = Clock::now();
-  REQUIRE(client.connect(sluice.port()));
+  REQUIRE_MESSAGE(client.connect(sluice.port()), client.last_error());
   const ReadResult read = client.read_packet(10s);
   const auto elapsed = Clock::now() - started;
   check_err(read, 2003, "HY000", 0);
@@ -152,7 +152,7 @@ TEST_CASE("upstream: only a dropping upstream gets 2003 seq 0 at connect_timeout
 
   RawMysqlClient client;
   const auto started = Clock::now();
-  REQUIRE(client.connect(sluice.port()));
+  REQUIRE_MESSAGE(client.connect(sluice.port()), client.last_error());
   const ReadResult read = client.read_packet(10s);
   const auto elapsed = Clock::now() - started;
   check_err(read, 2003, "HY000", 0);
@@ -188,7 +188,7 @@ TEST_CASE(
   {  // Alone, it leaves the client with 2003 seq 0.
     SluiceProcess alone(one_worker({hangs_up.port()}));
     RawMysqlClient client;
-    REQUIRE(client.connect(alone.port()));
+    REQUIRE_MESSAGE(client.connect(alone.port()), client.last_error());
     const ReadResult read = client.read_packet(10s);
     check_err(read, 2003, "HY000", 0);
   }
@@ -215,7 +215,7 @@ TEST_CASE(
   }
 
   RawMysqlClient third;
-  REQUIRE(third.connect(target.port()));
+  REQUIRE_MESSAGE(third.connect(target.port()), third.last_error());
   const ReadResult read = third.read_packet(10s);
   check_err(read, 1040, "08004", 0);
   const ReadStatus end = third.wait_closed(5s);

@@ -75,6 +75,7 @@ bool RawMysqlClient::connect(int port, std::chrono::milliseconds timeout, const 
   close();
   buffer_.clear();
   consumed_ = 0;
+  last_errno_ = 0;
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_port = htons(static_cast<std::uint16_t>(port));
@@ -84,6 +85,7 @@ bool RawMysqlClient::connect(int port, std::chrono::milliseconds timeout, const 
   }
   fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd_ < 0) {
+    last_errno_ = errno;
     last_error_ = std::string("socket: ") + std::strerror(errno);
     return false;
   }
@@ -91,6 +93,7 @@ bool RawMysqlClient::connect(int port, std::chrono::milliseconds timeout, const 
   ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   if (::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
     if (errno != EINPROGRESS) {
+      last_errno_ = errno;
       last_error_ = std::string("connect: ") + std::strerror(errno);
       close();
       return false;
@@ -101,6 +104,7 @@ bool RawMysqlClient::connect(int port, std::chrono::milliseconds timeout, const 
     socklen_t length = sizeof error;
     ::getsockopt(fd_, SOL_SOCKET, SO_ERROR, &error, &length);
     if (ready <= 0 || error != 0) {
+      last_errno_ = ready <= 0 ? ETIMEDOUT : error;
       last_error_ =
           ready <= 0 ? "connect: timeout" : std::string("connect: ") + std::strerror(error);
       close();

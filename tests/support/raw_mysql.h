@@ -71,6 +71,9 @@ class RawMysqlClient {
   bool connected() const { return fd_ >= 0; }
   int fd() const { return fd_; }
   const std::string& last_error() const { return last_error_; }
+  // errno of the last failed connect(); ECONNRESET means the peer accepted
+  // and reset before we looked (a proxy dropping a session at once does).
+  int last_errno() const { return last_errno_; }
 
   // Orderly close (FIN). Idempotent.
   void close();
@@ -124,6 +127,7 @@ class RawMysqlClient {
   std::string buffer_;
   std::size_t consumed_ = 0;
   std::string last_error_;
+  int last_errno_ = 0;
   std::uint32_t client_capabilities_ = 0;
 };
 
