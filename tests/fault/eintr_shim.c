@@ -1,5 +1,9 @@
 /* LD_PRELOAD shim that injects EINTR into readv/writev/accept4/connect of a real binary.
  *
+ * sluice issues readv/writev through syscall(2) (libc's wrappers are thread
+ * cancellation points and cost two atomics a call), so those two are caught
+ * in syscall(); the libc wrappers are caught too, for any other caller.
+ *
  * Each call first fails with EINTR SLUICE_EINTR_BURST times in a row (the
  * caller's immediate retries see them), then goes through; the count restarts
  * for the next call. Only every SLUICE_EINTR_EVERY-th call is hit (default 1:
@@ -10,11 +14,13 @@
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
 
 enum { OP_READV, OP_WRITEV, OP_ACCEPT4, OP_CONNECT, OP_COUNT };
@@ -87,4 +93,18 @@ int accept4(int fd, struct sockaddr* addr, socklen_t* len, int flags) {
 int connect(int fd, const struct sockaddr* addr, socklen_t len) {
   if (inject(OP_CONNECT)) return -1;
   return REAL("connect", int (*)(int, const struct sockaddr*, socklen_t))(fd, addr, len);
+}
+
+long syscall(long number, ...) {
+  /* x86-64 and aarch64 pass up to six register arguments; reading all six is
+   * what glibc's own syscall() does. */
+  va_list ap;
+  va_start(ap, number);
+  long a[6];
+  for (int i = 0; i < 6; ++i) a[i] = va_arg(ap, long);
+  va_end(ap);
+  if ((number == SYS_readv && inject(OP_READV)) || (number == SYS_writev && inject(OP_WRITEV))) {
+    return -1;
+  }
+  return REAL("syscall", long (*)(long, ...))(number, a[0], a[1], a[2], a[3], a[4], a[5]);
 }
