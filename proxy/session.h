@@ -210,11 +210,11 @@ class Session {
   bool compressed_ = false;               // compressed framing is on
   std::uint8_t comp_client_expects_ = 0;  // compressed-frame seq the client expects next
   bool draining_ = false;
-  bool quit_sent_ = false;
+  bool quit_sent_ = false;       // the client sent COM_QUIT: any close now is its own
   bool counted_active_ = false;  // counted in sluice_connections_active
   bool reset_client_ = false;    // close the client with a reset (it stopped reading)
-  bool reset_server_ =
-      false;  // likewise the upstream  // the client sent COM_QUIT: any close now is its own
+  bool reset_server_ = false;    // likewise the upstream
+  bool server_shut_ = false;     // the client's FIN was passed on (shutdown SHUT_WR)
 
   // Upstream attempts.
   std::size_t attempts_ = 0;
@@ -223,7 +223,7 @@ class Session {
   std::uint64_t connect_started_ns_ = 0;
   std::uint64_t handshake_deadline_ = 0;
   std::uint64_t idle_deadline_ = 0;
-  std::uint64_t linger_deadline_ = 0;
+  std::uint64_t linger_deadline_ = 0;  // closing, or waiting for the server after the client's FIN
   bool greeting_seen_ = false;
 
   // For the close log.

@@ -215,7 +215,8 @@ void Session::flush(Pipe& p) {
   if (r.status == IoStatus::kError || r.status == IoStatus::kExhausted) {
     if (to_client) {
       reset_client_ = true;
-      return close(CloseReason::kClientWriteError);
+      // After the client's FIN a failed write only confirms it has gone.
+      return close(c2s_.eof ? reason_ : CloseReason::kClientWriteError);
     }
     const ErrContext ctx{0, 0, Millis{0}, cfg_->name};
     return send_error_and_close(CloseReason::kWriteError, ErrorKind::kWriteError, client_expects_,
@@ -241,6 +242,10 @@ void Session::after_drain(Pipe& p) {
   if (p.blocked) {
     p.blocked = false;
     if (p.ticket == 0 && !p.turn_wait) resume(p);
+  }
+  if (&p == &c2s_ && p.eof && !server_shut_ && server_fd_ >= 0) {
+    server_shut_ = true;
+    ::shutdown(server_fd_, SHUT_WR);
   }
   if (p.buf.empty() && p.buf.allocated()) {
     // Idle sessions hold no buffer: the block goes back to the pool (or, after
@@ -273,8 +278,29 @@ void Session::on_source_eof(Pipe& p) {
     } else {
       c2s_.buf.set_complete(c2s_.buf.received());
     }
-    flush(c2s_);
-    return close(quit_sent_ ? CloseReason::kClientQuit : CloseReason::kClientClosed);
+    reason_ = quit_sent_ ? CloseReason::kClientQuit : CloseReason::kClientClosed;
+    if (phase_ == Phase::kConnecting || server_fd_ < 0) return finish_close();
+    // Half-close, as a direct connection would: the server gets the FIN after
+    // the last whole packet and has the last word. mysqld finishes with a
+    // client (counts a failed handshake against max_connect_errors, ends the
+    // thread) only when it has read that EOF, sometimes after a slow reverse
+    // DNS lookup; closing under it at once would let the client's next
+    // connection overtake that. The server has net_read_timeout to close.
+    connect_deadline_ = handshake_deadline_ = idle_deadline_ = 0;
+    c2s_.read_deadline = 0;
+    linger_deadline_ = now() + static_cast<std::uint64_t>(cfg_->net_read_timeout.count());
+    flush(c2s_);  // after_drain() sends the FIN once everything is out
+    if (closed()) return;
+    update_poll();
+    return arm_timer();
+  }
+  if (c2s_.eof) {
+    // The server answered the client's FIN with its own: pass on its last
+    // whole packets (if the client still reads), then close.
+    s2c_.buf.drop_partial();
+    to_client_.clear();
+    to_client_sent_ = 0;
+    return enter_linger();
   }
   if (phase_ == Phase::kAwaitGreeting && !greeting_seen_ && s2c_.buf.received() == 0) {
     return connect_failed("closed before the greeting");  // counts as a failed attempt

@@ -83,6 +83,7 @@ void Session::connect_failed(const std::string& why) {
   connect_deadline_ = 0;
   close_server_side();
   s2c_.eof = false;  // the next upstream starts a fresh server stream
+  server_shut_ = false;
   connect_next_upstream();
 }
 

@@ -5,6 +5,7 @@
 #include <string>
 #include <thread>
 
+#include "tests/support/fault_peers.h"
 #include "tests/support/free_port.h"
 #include "tests/support/mariadb_server.h"
 #include "tests/support/metrics_scrape.h"
@@ -186,6 +187,57 @@ TEST_CASE("lifecycle: a client that disconnects mid-packet leaves nothing half-s
   // The proxy is still fine for the next client.
   MysqlConn after(target.options());
   CHECK(after.scalar("SELECT 'next'") == "next");
+}
+
+TEST_CASE("lifecycle: a client that half-closes after its query still reads the result, then EOF") {
+  // shutdown(SHUT_WR) says "no more commands", not "stop answering": the
+  // server finishes the query, sends its result, reads the FIN and closes.
+  MariaDbServer server;
+  Target target(server);
+  RawMysqlClient client;
+  REQUIRE_MESSAGE(client.connect(target.port()), client.last_error());
+  const auto login = client.handshake();
+  REQUIRE_MESSAGE(login.logged_in, login.failure);
+  REQUIRE(client.send_query("SELECT SLEEP(0.3), 'after the sleep'"));
+  client.shutdown_write();
+  const QueryResult result = client.read_query_result(10s);
+  REQUIRE_MESSAGE(result.ok(), result.failure);
+  REQUIRE(result.rows().size() == 1);
+  CHECK(result.rows()[0][1] == "after the sleep");
+  CHECK(client.wait_closed(5s) == ReadStatus::kEof);
+  if (SluiceProcess* sluice = target.sluice()) {
+    CHECK(fault::wait_until(
+        [&] {
+          return metric_value(http_get(sluice->metrics_port()), "sluice_connections_active",
+                              {{"listener", "main"}}) == 0;
+        },
+        5s));
+  }
+}
+
+TEST_CASE(
+    "lifecycle: a handshake abandoned with a FIN is counted by the server before the client "
+    "sees the close") {
+  // mysqld counts an aborted connect (and a max_connect_errors strike) when
+  // it reads the client's EOF, and only then closes. A proxy that closed the
+  // client at once would let its next attempt overtake that count.
+  MariaDbServer server({.args = {"--max-connect-errors=1000000"}});
+  Target target(server);
+  MysqlConn monitor(server.socket_options());
+  auto aborted = [&] {
+    return std::stoll(
+        monitor.scalar("SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS "
+                       "WHERE VARIABLE_NAME = 'ABORTED_CONNECTS'"));
+  };
+  for (int i = 0; i < 20; ++i) {
+    const long long before = aborted();
+    RawMysqlClient client;
+    REQUIRE_MESSAGE(client.connect(target.port()), client.last_error());
+    REQUIRE(client.read_packet(10s).ok());  // the greeting
+    client.shutdown_write();
+    REQUIRE(client.wait_closed(10s) == ReadStatus::kEof);
+    CHECK_MESSAGE(aborted() == before + 1, "attempt ", i);
+  }
 }
 
 TEST_CASE("lifecycle: SIGTERM closes idle sessions, lets a running command finish, exits 0") {

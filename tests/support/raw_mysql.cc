@@ -335,14 +335,23 @@ HandshakeResult RawMysqlClient::handshake(const std::string& user, const std::st
 }
 
 QueryResult RawMysqlClient::query(std::string_view sql, std::chrono::milliseconds timeout) {
-  QueryResult result;
-  const auto deadline = Clock::now() + timeout;
-  std::string command(1, static_cast<char>(kComQuery));
-  command.append(sql);
-  if (!send_packet(0, command, timeout)) {
+  if (!send_query(sql, timeout)) {
+    QueryResult result;
     result.failure = "sending COM_QUERY: " + last_error_;
     return result;
   }
+  return read_query_result(timeout);
+}
+
+bool RawMysqlClient::send_query(std::string_view sql, std::chrono::milliseconds timeout) {
+  std::string command(1, static_cast<char>(kComQuery));
+  command.append(sql);
+  return send_packet(0, command, timeout);
+}
+
+QueryResult RawMysqlClient::read_query_result(std::chrono::milliseconds timeout) {
+  QueryResult result;
+  const auto deadline = Clock::now() + timeout;
   auto next = [&](Packet* packet) {
     ReadResult read = read_packet_until(deadline);
     result.status = read.status;

@@ -102,6 +102,9 @@ class RawMysqlClient {
   // SERVER_MORE_RESULTS_EXIST). A LOCAL INFILE request is declined with an
   // empty packet.
   QueryResult query(std::string_view sql, std::chrono::milliseconds timeout = 60s);
+  // The two halves of query(), for what a client may do in between.
+  bool send_query(std::string_view sql, std::chrono::milliseconds timeout = 60s);
+  QueryResult read_query_result(std::chrono::milliseconds timeout = 60s);
 
   // Waits up to `timeout` for the peer to close. True on EOF or reset; false
   // on timeout or when data arrives first (the data stays buffered for the
