@@ -33,6 +33,17 @@ class MemoryBudget {
   void set_limit(std::uint64_t limit) { limit_.store(limit, std::memory_order_relaxed); }
   std::uint64_t used() const { return used_.load(std::memory_order_relaxed); }
   std::uint64_t waits() const { return waits_.load(std::memory_order_relaxed); }
+  // Someone is queued for memory right now.
+  bool has_waiters() const { return queued_.load(std::memory_order_relaxed); }
+  // Reserved bytes that belong to kept, empty buffers (SpareBuffer), and
+  // what is left for packets: sluice_buffered_bytes.
+  void add_spare(std::uint64_t n) { spare_.fetch_add(n, std::memory_order_relaxed); }
+  void remove_spare(std::uint64_t n) { spare_.fetch_sub(n, std::memory_order_relaxed); }
+  std::uint64_t packet_bytes() const {
+    const std::uint64_t used = used_.load(std::memory_order_relaxed);
+    const std::uint64_t spare = spare_.load(std::memory_order_relaxed);
+    return used > spare ? used - spare : 0;
+  }
 
   // Reserves `n` bytes. `ticket` is the caller's place in the queue (0 if it
   // has none): on failure the caller gets one and must call again later
@@ -54,6 +65,7 @@ class MemoryBudget {
   std::atomic<std::uint64_t> limit_;
   std::atomic<std::uint64_t> used_{0};
   std::atomic<std::uint64_t> waits_{0};
+  std::atomic<std::uint64_t> spare_{0};
   std::atomic<bool> queued_{false};  // fast-path hint: someone is waiting
   std::mutex mu_;
   std::deque<Ticket> queue_;           // guarded by mu_

@@ -98,4 +98,23 @@ void PacketBuffer::reset() {
   capacity_ = sent_ = complete_ = received_ = 0;
 }
 
+std::uint8_t* PacketBuffer::detach() {
+  std::uint8_t* block = data_;
+  data_ = nullptr;
+  capacity_ = sent_ = complete_ = received_ = 0;
+  return block;
+}
+
+std::uint8_t* PacketBuffer::replace_block(std::uint8_t* block, std::size_t capacity) {
+  const std::size_t keep = received_ - sent_;
+  if (keep > 0) std::memcpy(block, data_ + sent_, keep);
+  std::uint8_t* old = data_;
+  data_ = block;
+  capacity_ = capacity;
+  complete_ -= sent_;
+  received_ = keep;
+  sent_ = 0;
+  return old;
+}
+
 }  // namespace sluice

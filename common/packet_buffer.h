@@ -86,6 +86,12 @@ class PacketBuffer {
   [[nodiscard]] bool grow(std::size_t capacity);
   // Frees the block (contents are lost).
   void reset();
+  // Hands the (empty) block over to the caller. Precondition: empty().
+  std::uint8_t* detach();
+  // Moves the unsent bytes to the front of `block` (of `capacity` bytes, at
+  // least received() - sent()) and adopts it; returns the old block, which
+  // the caller disposes of.
+  std::uint8_t* replace_block(std::uint8_t* block, std::size_t capacity);
 
   bool sane() const {
     return sent_ <= complete_ && complete_ <= received_ && received_ <= capacity_ &&

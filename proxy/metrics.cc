@@ -105,7 +105,7 @@ std::vector<MetricFamily> MetricsCollector::Collect() const {
         f.metric.push_back(gauge({label("version", SLUICE_VERSION)}, 1));
         break;
       case MetricId::kBufferedBytes:
-        f.metric.push_back(gauge({}, static_cast<double>(budget_.used())));
+        f.metric.push_back(gauge({}, static_cast<double>(budget_.packet_bytes())));
         break;
       case MetricId::kMemoryLimitWaits:
         f.metric.push_back(counter({}, static_cast<double>(budget_.waits())));

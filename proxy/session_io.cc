@@ -10,6 +10,11 @@
 #include "proxy/worker.h"
 
 namespace sluice {
+namespace {
+
+constexpr std::size_t kCheapCompact = 64 << 10;
+
+}  // namespace
 
 int Session::src_fd(const Pipe& p) const {
   return &p == &c2s_ ? client_fd_ : server_fd_;
@@ -99,7 +104,13 @@ bool Session::ensure_room(Pipe& p) {
                                         : wire::kHeaderSize - p.framer.header_have();
     want = p.buf.partial() + static_cast<std::size_t>(more);
   }
-  if (p.buf.tail().empty() || p.buf.capacity() - p.buf.complete() < want) p.buf.compact();
+  if (p.buf.tail().empty() || p.buf.capacity() - p.buf.complete() < want) {
+    // Moving unsent whole packets down to make room is cheap when they are
+    // small; when they are large (a 64 MiB row still going out to the
+    // client as the next packet arrives), waiting for them to drain is
+    // cheaper than copying them.
+    if (p.buf.pending() == 0 || p.buf.received() - p.buf.sent() <= kCheapCompact) p.buf.compact();
+  }
   const std::size_t room = p.buf.capacity() - p.buf.complete();
   if (want > room && want > pool.block_size()) {
     // A packet larger than the block: grow to hold it whole.
@@ -114,7 +125,19 @@ bool Session::ensure_room(Pipe& p) {
       p.holds_large_turn = true;
     }
     const std::size_t capacity = p.buf.complete() + want;
-    if (!reserve_memory(p, capacity - p.buf.capacity())) return false;
+    SpareBuffer& spare = worker_.spare();
+    if (spare.held() && p.buf.capacity() == pool.block_size() &&
+        spare.capacity() >= p.buf.received() - p.buf.sent()) {
+      // Reuse the last large packet's pages; its reservation comes along
+      // and the pool block's goes.
+      const SpareBuffer::Block b = spare.take();
+      pool.release(p.buf.replace_block(b.data, b.capacity));
+      worker_.budget().release(pool.block_size());
+      p.reserved = p.reserved - pool.block_size() + b.reserved;
+    }
+    if (capacity > p.buf.capacity() && !reserve_memory(p, capacity - p.buf.capacity())) {
+      return false;
+    }
     if (!p.buf.grow(capacity)) {
       const ErrContext ctx{0, 0, Millis{0}, cfg_->name};
       send_error_and_close(CloseReason::kOutOfMemory, ErrorKind::kOutOfMemory, client_expects_,
@@ -133,7 +156,11 @@ bool Session::ensure_room(Pipe& p) {
 }
 
 bool Session::reserve_memory(Pipe& p, std::uint64_t bytes) {
-  if (!worker_.budget().reserve(bytes, &p.ticket)) {
+  MemoryBudget& budget = worker_.budget();
+  if (worker_.spare().held() && budget.used() + bytes > budget.limit() + MemoryBudget::kSlack) {
+    worker_.spare().drop();  // a kept buffer must never make a packet wait
+  }
+  if (!budget.reserve(bytes, &p.ticket)) {
     if (p.paused_at == 0) p.paused_at = now();
     return false;
   }
@@ -250,7 +277,12 @@ void Session::after_drain(Pipe& p) {
   if (p.buf.empty() && p.buf.allocated()) {
     // Idle sessions hold no buffer: the block goes back to the pool (or, after
     // a large packet, is freed), and its reservation with it.
-    if (!p.buf.give_back(worker_.pool())) p.buf.reset();
+    if (!p.buf.give_back(worker_.pool())) {
+      // A large packet's buffer: kept (with its reservation) for the next one.
+      const std::size_t capacity = p.buf.capacity();
+      worker_.keep_spare({p.buf.detach(), capacity, p.reserved});
+      p.reserved = 0;
+    }
     if (p.reserved != 0) worker_.budget().release(p.reserved);
     p.reserved = 0;
     if (p.holds_large_turn && p.framer.at_boundary()) {

@@ -21,6 +21,13 @@ constexpr int kBacklog = 4096;
 constexpr int kAcceptBatch = 64;  // accepts per readiness event, for fairness
 constexpr std::size_t kPoolMaxFree = 256;
 constexpr std::uint64_t kResolveIntervalMs = 5000;
+// A large packet's buffer is kept this long for the next large packet: long
+// enough for a client's next statement, short enough that RSS comes back.
+constexpr std::uint64_t kSpareKeepMs = 1000;
+constexpr std::uint64_t kSpareCheckMs = 50;
+// Smaller buffers come from malloc's heap (M_MMAP_THRESHOLD is 1 MiB, see
+// server.cc): freeing and allocating them again faults in nothing.
+constexpr std::size_t kSpareMinBytes = 1 << 20;
 
 std::string peer_text(int fd) {
   sockaddr_storage ss{};
@@ -53,7 +60,8 @@ Worker::Worker(std::size_t id, std::shared_ptr<const RuntimeConfig> config, Memo
       stats_(config_->config.listeners.size()),
       pool_(std::max<std::size_t>(config_->config.listeners.front().net_buffer_length, 4096),
             kPoolMaxFree),
-      round_robin_(config_->config.listeners.size(), 0) {
+      round_robin_(config_->config.listeners.size(), 0),
+      spare_(budget, kSpareMinBytes) {
   uv_loop_init(&loop_);
   uv_async_init(&loop_, &async_, [](uv_async_t* a) { static_cast<Worker*>(a->data)->on_async(); });
   async_.data = this;
@@ -73,6 +81,29 @@ Worker::Worker(std::size_t id, std::shared_ptr<const RuntimeConfig> config, Memo
   }
   if (!any_name) uv_timer_stop(&resolve_timer_);
   uv_unref(reinterpret_cast<uv_handle_t*>(&resolve_timer_));
+  uv_timer_init(&loop_, &spare_timer_);
+  spare_timer_.data = this;
+  uv_unref(reinterpret_cast<uv_handle_t*>(&spare_timer_));
+}
+
+void Worker::keep_spare(SpareBuffer::Block b) {
+  spare_.keep(b);
+  if (!spare_.held() || stopping_) return;
+  spare_kept_at_ = uv_now(&loop_);
+  // Checked often while held: a packet waiting for memory in another worker
+  // must not wait for the spare to go stale.
+  uv_timer_start(
+      &spare_timer_,
+      [](uv_timer_t* t) {
+        auto* w = static_cast<Worker*>(t->data);
+        if (w->spare_.held() && !w->budget_.has_waiters() &&
+            uv_now(&w->loop_) - w->spare_kept_at_ < kSpareKeepMs) {
+          return;
+        }
+        w->spare_.drop();
+        uv_timer_stop(t);
+      },
+      kSpareCheckMs, kSpareCheckMs);
 }
 
 void Worker::adopt_upstreams() {
@@ -271,6 +302,8 @@ void Worker::maybe_stop() {
   stopping_ = true;
   uv_close(reinterpret_cast<uv_handle_t*>(&async_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&resolve_timer_), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&spare_timer_), nullptr);
+  spare_.drop();
 }
 
 void Worker::on_accept(Listener& l) {

@@ -13,6 +13,7 @@
 
 #include "common/memory_budget.h"
 #include "common/packet_buffer.h"
+#include "common/spare_buffer.h"
 #include "proxy/io.h"
 #include "proxy/runtime_config.h"
 #include "proxy/stats.h"
@@ -57,6 +58,10 @@ class Worker {
   WorkerStats& stats() { return stats_; }
   BufferPool& pool() { return pool_; }
   MemoryBudget& budget() { return budget_; }
+  // The last large packet buffer, for the next one (see SpareBuffer).
+  SpareBuffer& spare() { return spare_; }
+  // Keeps `b` as the spare for up to kSpareKeepMs.
+  void keep_spare(SpareBuffer::Block b);
   Syscalls& sys() { return sys_; }
   ListenerShared& shared(std::size_t listener) { return shared_[listener]; }
   bool draining() const { return draining_; }
@@ -104,6 +109,9 @@ class Worker {
   // looked up again every kResolveInterval so a moved database is followed.
   std::vector<std::vector<ResolvedAddress>> upstreams_;
   uv_timer_t resolve_timer_{};
+  SpareBuffer spare_;
+  uv_timer_t spare_timer_{};  // drops the spare when stale or memory is short
+  std::uint64_t spare_kept_at_ = 0;
   std::thread thread_;
   std::function<void()> on_exit_;
   bool draining_ = false;

@@ -1,8 +1,9 @@
 /* LD_PRELOAD shim that injects EINTR into readv/writev/accept4/connect of a real binary.
  *
  * sluice issues readv/writev through syscall(2) (libc's wrappers are thread
- * cancellation points and cost two atomics a call), so those two are caught
- * in syscall(); the libc wrappers are caught too, for any other caller.
+ * cancellation points and cost two atomics a call), as SYS_read/SYS_write for
+ * a single buffer, so those are caught in syscall() and counted as readv and
+ * writev; the libc wrappers are caught too, for any other caller.
  *
  * Each call first fails with EINTR SLUICE_EINTR_BURST times in a row (the
  * caller's immediate retries see them), then goes through; the count restarts
@@ -103,7 +104,9 @@ long syscall(long number, ...) {
   long a[6];
   for (int i = 0; i < 6; ++i) a[i] = va_arg(ap, long);
   va_end(ap);
-  if ((number == SYS_readv && inject(OP_READV)) || (number == SYS_writev && inject(OP_WRITEV))) {
+  const int is_read = number == SYS_readv || number == SYS_read;
+  const int is_write = number == SYS_writev || number == SYS_write;
+  if ((is_read && inject(OP_READV)) || (is_write && inject(OP_WRITEV))) {
     return -1;
   }
   return REAL("syscall", long (*)(long, ...))(number, a[0], a[1], a[2], a[3], a[4], a[5]);

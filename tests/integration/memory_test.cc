@@ -487,6 +487,44 @@ TEST_CASE(
   CHECK(response.rows[0][0] == std::to_string(fill));
 }
 
+TEST_CASE(
+    "memory: a large packet's buffer serves the next one, is not counted as packet bytes, "
+    "and is given back within seconds") {
+  MariaDbServer server({.args = {"--max-allowed-packet=1G"}});
+  Target target(server, {.listener = {{"max_allowed_packet", "256M"}}});
+  if (target.direct()) {
+    MESSAGE("direct mode: sluice's memory");
+    return;
+  }
+  SluiceProcess& sluice = *target.sluice();
+  const long idle = warm_idle_rss(sluice, target.port());
+  auto client = raw_login(target.port());
+  std::size_t fill = 0;
+  const std::string query = sized_query(48 * kMiB, &fill);
+  long peak = 0;
+  for (int i = 0; i < 3; ++i) {
+    CAPTURE(i);
+    REQUIRE(client->send_packet(0, query, 60s));
+    const RawResponse response = read_response(*client);
+    REQUIRE_MESSAGE(response.ok(), why(response));
+    CHECK(response.rows[0][0] == std::to_string(fill));
+    // Nothing of the packet is held any more, whatever buffer is kept.
+    CHECK(buffered_bytes(sluice.metrics_port()) == 0);
+    peak = std::max(peak, sluice.rss_kib());
+  }
+  // Back-to-back packets reuse one buffer: RSS stays near one packet's size.
+  MESSAGE("idle RSS ", idle, " KiB, after each of 3 x 48 MiB at most ", peak, " KiB");
+  CHECK(peak < idle + 2 * 48 * 1024);
+  // ... and the kept buffer goes once it is not reused.
+  const auto deadline = Clock::now() + 10s;
+  while (sluice.rss_kib() > idle + 8 * 1024 && Clock::now() < deadline) {
+    std::this_thread::sleep_for(100ms);
+  }
+  MESSAGE("RSS after the pause: ", sluice.rss_kib(), " KiB");
+  CHECK(sluice.rss_kib() <= idle + 8 * 1024);
+  CHECK(client->query("SELECT 1").ok());
+}
+
 TEST_CASE("memory: the out_of_memory boundary is payload >= memory_limit (single frame)") {
   // SPEC, Memory: "a packet whose length prefixes show it can never fit
   // (payload >= memory_limit) is refused at once with out_of_memory".
