@@ -55,15 +55,21 @@ class Framer {
       }
       return ev;
     }
-    while (ev.consumed < len && header_have_ < wire::kHeaderSize) {
-      header_[header_have_++] = data[ev.consumed++];
+    const std::uint8_t* header = data;
+    if (header_have_ == 0 && len >= wire::kHeaderSize) {
+      ev.consumed = wire::kHeaderSize;  // the usual case: the whole header is here
+    } else {
+      while (ev.consumed < len && header_have_ < wire::kHeaderSize) {
+        header_[header_have_++] = data[ev.consumed++];
+      }
+      if (header_have_ < wire::kHeaderSize) return ev;
+      header = header_;
     }
-    if (header_have_ < wire::kHeaderSize) return ev;
     header_have_ = 0;
-    const std::uint32_t length = wire::le24(header_);
+    const std::uint32_t length = wire::le24(header);
     ev.kind = FrameEvent::Kind::kHeader;
     ev.frame_length = length;
-    ev.seq = header_[3];
+    ev.seq = header[3];
     ev.first_frame = !continued_;
     logical_ += length;
     ev.logical_length = logical_;
