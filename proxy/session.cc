@@ -69,9 +69,8 @@ void Session::start() {
   uv_loop_t* loop = worker_.loop();
   uv_poll_init_socket(loop, &client_poll_, client_fd_);
   client_poll_.data = this;
-  uv_timer_init(loop, &timer_);
-  timer_.data = this;
-  open_handles_ = 2;
+  deadline_ = worker_.no_deadline();
+  open_handles_ = 1;
   started_ms_ = now();
   handshake_deadline_ = started_ms_ + static_cast<std::uint64_t>(cfg_->handshake_timeout.count());
   stats_.connections_active.add(1);
@@ -172,22 +171,32 @@ void Session::arm_timer() {
     if (p->ticket != 0 || p->turn_wait) consider(now() + kMemoryRetryMs);
   }
   if (due == 0) {
-    if (timer_due_ != 0) uv_timer_stop(&timer_);
-    timer_due_ = 0;
+    cancel_timer();
     return;
   }
   // Lazy: a timer that fires earlier than needed just re-arms, so pushing a
   // deadline later (every command moves the idle deadline) costs nothing.
   if (timer_due_ != 0 && timer_due_ <= due) return;
-  const std::uint64_t t = now();
+  cancel_timer();
   timer_due_ = due;
-  uv_timer_start(
-      &timer_, [](uv_timer_t* h) { static_cast<Session*>(h->data)->on_timer(); },
-      due > t ? due - t : 0, 0);
+  deadline_ = worker_.schedule(this, due);
+}
+
+void Session::cancel_timer() {
+  if (timer_due_ == 0) return;
+  worker_.unschedule(deadline_);
+  deadline_ = worker_.no_deadline();
+  timer_due_ = 0;
+}
+
+void Session::on_deadline() {
+  timer_due_ = 0;
+  deadline_ = worker_.no_deadline();
+  if (phase_ == Phase::kClosed) return;
+  on_timer();
 }
 
 void Session::on_timer() {
-  timer_due_ = 0;
   const std::uint64_t t = now();
   auto expired = [t](std::uint64_t d) { return d != 0 && d <= t; };
   const ErrContext ctx{0, 0, Millis{0}, cfg_->name};
@@ -380,8 +389,8 @@ void Session::finish_close() {
   leave_active();
   worker_.shared(listener_).active.fetch_sub(1, std::memory_order_relaxed);
   auto closed_cb = [](uv_handle_t* h) { static_cast<Session*>(h->data)->on_handle_closed(); };
+  cancel_timer();
   uv_close(reinterpret_cast<uv_handle_t*>(&client_poll_), closed_cb);
-  uv_close(reinterpret_cast<uv_handle_t*>(&timer_), closed_cb);
   close_fd(client_fd_, reset_client_);
   client_fd_ = -1;
 }

@@ -4,6 +4,7 @@
 #include <uv.h>
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -105,12 +106,15 @@ class Session {
   void begin_drain();
   std::size_t listener() const { return listener_; }
   bool closed() const { return phase_ == Phase::kClosed || phase_ == Phase::kLinger; }
+  // The worker's deadline queue reached this session's entry (now removed).
+  void on_deadline();
 
  private:
   // Lifecycle (session.cc).
   void on_handle_closed();
   void update_poll();
   void arm_timer();
+  void cancel_timer();
   void on_timer();
   std::uint64_t now() const;
   void send_error_and_close(CloseReason reason, ErrorKind kind, std::uint8_t seq,
@@ -181,7 +185,7 @@ class Session {
   // One poll handle per upstream attempt: a handle cannot move to a new fd and
   // is only reusable after its close callback, so each attempt gets its own.
   uv_poll_t* server_poll_ = nullptr;
-  uv_timer_t timer_{};
+  std::multimap<std::uint64_t, Session*>::iterator deadline_;  // in the worker's queue, if timer_due_
   int client_events_ = 0;  // events the client poll is started with
   int server_events_ = 0;
   int open_handles_ = 0;

@@ -6,8 +6,10 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstring>
 
 #include "common/err_packet.h"
@@ -84,6 +86,61 @@ Worker::Worker(std::size_t id, std::shared_ptr<const RuntimeConfig> config, Memo
   uv_timer_init(&loop_, &spare_timer_);
   spare_timer_.data = this;
   uv_unref(reinterpret_cast<uv_handle_t*>(&spare_timer_));
+  // A failure here (no fd left at start-up) is reported by open_listeners().
+  timer_fd_ = ::timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+  if (timer_fd_ < 0) timer_error_ = std::string("timerfd_create: ") + std::strerror(errno);
+  uv_poll_init(&loop_, &timer_poll_, timer_fd_);
+  timer_poll_.data = this;
+  uv_poll_start(&timer_poll_, UV_READABLE, [](uv_poll_t* h, int, int) {
+    static_cast<Worker*>(h->data)->on_deadlines();
+  });
+  uv_unref(reinterpret_cast<uv_handle_t*>(&timer_poll_));
+}
+
+Worker::Deadlines::iterator Worker::schedule(Session* session, std::uint64_t due) {
+  const auto it = deadlines_.emplace(due, session);
+  if (it == deadlines_.begin()) arm_deadline_timer();
+  return it;
+}
+
+void Worker::unschedule(Deadlines::iterator it) {
+  // The timerfd stays set: if this was the earliest, it wakes the loop once
+  // for nothing and is then set for the next one.
+  deadlines_.erase(it);
+}
+
+void Worker::arm_deadline_timer() {
+  if (deadlines_.empty()) return;
+  const std::uint64_t due = deadlines_.begin()->first;
+  if (timer_armed_for_ != 0 && timer_armed_for_ <= due) return;
+  timer_armed_for_ = due;
+  // Absolute CLOCK_MONOTONIC, as the loop clock; one millisecond late so a
+  // loop clock read from the coarse clock has reached `due` when it fires.
+  const std::uint64_t ns = (due + 1) * 1'000'000ull;
+  itimerspec when{};
+  when.it_value.tv_sec = static_cast<time_t>(ns / 1'000'000'000ull);
+  when.it_value.tv_nsec = static_cast<long>(ns % 1'000'000'000ull);
+  ::timerfd_settime(timer_fd_, TFD_TIMER_ABSTIME, &when, nullptr);
+}
+
+void Worker::on_deadlines() {
+  std::uint64_t expirations = 0;
+  if (::read(timer_fd_, &expirations, sizeof expirations) < 0) {
+    // EAGAIN: woken for nothing; the deadlines below are checked anyway.
+  }
+  timer_armed_for_ = 0;
+  uv_update_time(&loop_);
+  const std::uint64_t now = uv_now(&loop_);
+  // Collected first: a session re-arming from its callback (even for a time
+  // already past) is served on the next wakeup, never in this loop.
+  due_now_.clear();
+  while (!deadlines_.empty() && deadlines_.begin()->first <= now) {
+    Session* session = deadlines_.begin()->second;
+    deadlines_.erase(deadlines_.begin());
+    due_now_.push_back(session);
+  }
+  for (Session* session : due_now_) session->on_deadline();
+  arm_deadline_timer();
 }
 
 void Worker::keep_spare(SpareBuffer::Block b) {
@@ -161,9 +218,14 @@ Worker::~Worker() {
     if (l->fd >= 0) ::close(l->fd);
   }
   uv_loop_close(&loop_);
+  if (timer_fd_ >= 0) ::close(timer_fd_);
 }
 
 bool Worker::open_listeners(const std::vector<std::uint16_t>& ports, std::string* error) {
+  if (!timer_error_.empty()) {
+    *error = timer_error_;
+    return false;
+  }
   const auto& listeners = config_->config.listeners;
   for (std::size_t i = 0; i < listeners.size(); ++i) {
     ResolvedAddress addr;
@@ -303,6 +365,7 @@ void Worker::maybe_stop() {
   uv_close(reinterpret_cast<uv_handle_t*>(&async_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&resolve_timer_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&spare_timer_), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&timer_poll_), nullptr);
   spare_.drop();
 }
 

@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -73,6 +74,15 @@ class Worker {
   std::size_t upstream_count(std::size_t listener) const { return upstreams_[listener].size(); }
   void on_session_closed(Session* session);
 
+  // Session deadlines (ms on the loop clock), earliest first. One timerfd per
+  // worker wakes the loop for the earliest, so epoll_wait itself never has a
+  // timeout: a timed epoll_wait arms and cancels a kernel hrtimer on every
+  // sleep (about 1,000 kernel instructions per point select, measured).
+  using Deadlines = std::multimap<std::uint64_t, Session*>;
+  Deadlines::iterator no_deadline() { return deadlines_.end(); }
+  Deadlines::iterator schedule(Session* session, std::uint64_t due);
+  void unschedule(Deadlines::iterator it);
+
  private:
   struct Listener {
     Worker* worker = nullptr;
@@ -91,6 +101,8 @@ class Worker {
   void admit(Listener& l, int fd);
   void close_listeners();
   void maybe_stop();
+  void on_deadlines();
+  void arm_deadline_timer();
 
   std::size_t id_;
   std::shared_ptr<const RuntimeConfig> config_;
@@ -109,6 +121,12 @@ class Worker {
   // looked up again every kResolveInterval so a moved database is followed.
   std::vector<std::vector<ResolvedAddress>> upstreams_;
   uv_timer_t resolve_timer_{};
+  Deadlines deadlines_;
+  std::vector<Session*> due_now_;
+  int timer_fd_ = -1;
+  std::string timer_error_;
+  uv_poll_t timer_poll_{};
+  std::uint64_t timer_armed_for_ = 0;  // due time the timerfd is set for, 0 = not set
   SpareBuffer spare_;
   uv_timer_t spare_timer_{};  // drops the spare when stale or memory is short
   std::uint64_t spare_kept_at_ = 0;
