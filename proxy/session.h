@@ -185,7 +185,8 @@ class Session {
   // One poll handle per upstream attempt: a handle cannot move to a new fd and
   // is only reusable after its close callback, so each attempt gets its own.
   uv_poll_t* server_poll_ = nullptr;
-  std::multimap<std::uint64_t, Session*>::iterator deadline_;  // in the worker's queue, if timer_due_
+  std::multimap<std::uint64_t, Session*>::iterator
+      deadline_;           // in the worker's queue, if timer_due_
   int client_events_ = 0;  // events the client poll is started with
   int server_events_ = 0;
   int open_handles_ = 0;

@@ -91,9 +91,8 @@ Worker::Worker(std::size_t id, std::shared_ptr<const RuntimeConfig> config, Memo
   if (timer_fd_ < 0) timer_error_ = std::string("timerfd_create: ") + std::strerror(errno);
   uv_poll_init(&loop_, &timer_poll_, timer_fd_);
   timer_poll_.data = this;
-  uv_poll_start(&timer_poll_, UV_READABLE, [](uv_poll_t* h, int, int) {
-    static_cast<Worker*>(h->data)->on_deadlines();
-  });
+  uv_poll_start(&timer_poll_, UV_READABLE,
+                [](uv_poll_t* h, int, int) { static_cast<Worker*>(h->data)->on_deadlines(); });
   uv_unref(reinterpret_cast<uv_handle_t*>(&timer_poll_));
 }
 

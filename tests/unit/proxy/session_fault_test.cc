@@ -204,7 +204,8 @@ TEST_CASE("loop: accept and connect retry EINTR, counted under their own op") {
 }
 
 TEST_CASE(
-    "loop: a connect interrupted past the budget fails over, and with none left gives ERR 2003 seq 0") {
+    "loop: a connect interrupted past the budget fails over, and with none left gives ERR 2003 seq "
+    "0") {
   Rig rig(2);
   rig.sys.script(rig.sys.connects, {EINTR, 0, 3});
   const int client = connect_loopback(rig.port);
