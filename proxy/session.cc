@@ -170,13 +170,10 @@ void Session::arm_timer() {
     consider(p->write_deadline);
     if (p->ticket != 0 || p->turn_wait) consider(now() + kMemoryRetryMs);
   }
-  if (due == 0) {
-    cancel_timer();
-    return;
-  }
-  // Lazy: a timer that fires earlier than needed just re-arms, so pushing a
-  // deadline later (every command moves the idle deadline) costs nothing.
-  if (timer_due_ != 0 && timer_due_ <= due) return;
+  // Lazy: a timer that fires earlier than needed, or when nothing is due any
+  // more, just re-arms (or not), so pushing a deadline later or clearing it
+  // (every command does both) costs nothing.
+  if (due == 0 || (timer_due_ != 0 && timer_due_ <= due)) return;
   cancel_timer();
   timer_due_ = due;
   deadline_ = worker_.schedule(this, due);
