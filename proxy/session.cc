@@ -186,9 +186,12 @@ void Session::cancel_timer() {
   timer_due_ = 0;
 }
 
-void Session::on_deadline() {
+void Session::forget_deadline() {
   timer_due_ = 0;
   deadline_ = worker_.no_deadline();
+}
+
+void Session::on_deadline() {
   if (phase_ == Phase::kClosed) return;
   on_timer();
 }

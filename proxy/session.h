@@ -106,7 +106,9 @@ class Session {
   void begin_drain();
   std::size_t listener() const { return listener_; }
   bool closed() const { return phase_ == Phase::kClosed || phase_ == Phase::kLinger; }
-  // The worker's deadline queue reached this session's entry (now removed).
+  // The worker's deadline queue removed this session's entry, then (in the
+  // same wakeup) calls on_deadline().
+  void forget_deadline();
   void on_deadline();
 
  private:

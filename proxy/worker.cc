@@ -136,6 +136,7 @@ void Worker::on_deadlines() {
   while (!deadlines_.empty() && deadlines_.begin()->first <= now) {
     Session* session = deadlines_.begin()->second;
     deadlines_.erase(deadlines_.begin());
+    session->forget_deadline();  // its entry is gone, whatever runs before its turn
     due_now_.push_back(session);
   }
   for (Session* session : due_now_) session->on_deadline();
