@@ -25,7 +25,9 @@
 #   SLUICE_WORKERS="1 2"  one sluice target per value (sluice-w1, sluice-w2)
 #   TARGETS="direct haproxy floor sluice-w1 sluice-w2"   (default derived from SLUICE_WORKERS)
 #   WORKLOADS="ps1 ps16 rw8 blob"
-#   PARTS="micro sysbench blob idle"   which parts run (e.g. PARTS=micro for the framer only)
+#   PARTS="micro sysbench blob idle counters"   which parts run (e.g. PARTS=micro for the framer
+#                         only; counters = tests/bench/cpu_counters.sh, cycles and instructions
+#                         per query from perf stat, appended to the results file; needs linux-perf)
 #   TABLES=4 TABLE_SIZE=10000          sysbench data set
 #   BLOB_MB=64 BLOB_REPEAT=3           blob size and inserts+selects per run
 #   IDLE_N=9000 IDLE_TARGETS="sluice-w1 haproxy floor" IDLE_THREADS=8  idle-sessions test
@@ -55,7 +57,7 @@ SHARED=${SHARED:-$ROOT/../shared}
 BUILD_DIR=${BUILD_DIR:-build-bench}
 [[ "$BUILD_DIR" = /* ]] || BUILD_DIR=$ROOT/$BUILD_DIR
 PY=/usr/bin/python3 # Debian's python, where python3-pymysql lives
-PARTS=${PARTS:-micro sysbench blob idle}
+PARTS=${PARTS:-micro sysbench blob idle counters}
 export PARTS
 
 log() { echo "[bench] $*" >&2; }
@@ -152,4 +154,13 @@ wait "$driver"
 rc=$?
 set -e
 driver=""
+if ((rc == 0)) && [[ " $PARTS " == *" counters "* ]]; then
+  if command -v perf >/dev/null; then
+    log "hardware counters (tests/bench/cpu_counters.sh)"
+    { echo; SLUICE_BIN="$SLUICE_BIN" SHARED="$SHARED" "$HERE/cpu_counters.sh" | sed 's/^# /## /'; } |
+      tee -a "${RESULTS:-$HERE/results/latest.md}" || log "warning: cpu_counters.sh failed"
+  else
+    log "perf not found: hardware counters skipped (apt-get install linux-perf)"
+  fi
+fi
 exit "$rc"
