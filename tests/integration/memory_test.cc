@@ -508,7 +508,13 @@ TEST_CASE(
     const RawResponse response = read_response(*client);
     REQUIRE_MESSAGE(response.ok(), why(response));
     CHECK(response.rows[0][0] == std::to_string(fill));
-    // Nothing of the packet is held any more, whatever buffer is kept.
+    // Nothing of the packet is held any more, whatever buffer is kept (for
+    // 1 s): the gauge is 0 well within that, once the response's own buffer
+    // has gone back too (just after the write that delivered it).
+    const auto settle = Clock::now() + 500ms;
+    while (buffered_bytes(sluice.metrics_port()) != 0 && Clock::now() < settle) {
+      std::this_thread::sleep_for(10ms);
+    }
     CHECK(buffered_bytes(sluice.metrics_port()) == 0);
     peak = std::max(peak, sluice.rss_kib());
   }
