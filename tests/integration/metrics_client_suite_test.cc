@@ -52,7 +52,9 @@ TEST_CASE("metrics: mariadb-client-test through sluice never loses response trac
   REQUIRE_MESSAGE(fs::exists(kClientTest), "mariadb-test is not installed (scripts/deps.sh test)");
   TempDir vardir("sluice-mct");
   MariaDbServer server(client_test_server(vardir.path()));
-  SluiceProcess sluice({.upstream_ports = {server.port()}});
+  // One worker, as in client_test_suite_test.cc: the suite's KILL-then-
+  // reconnect tests rely on the order of events across two connections.
+  SluiceProcess sluice({.upstream_ports = {server.port()}, .top = {{"workers", "1"}}});
   const std::string before = scrape_metrics(sluice.metrics_port());
 
   fs::create_directories(vardir / "log");
