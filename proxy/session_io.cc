@@ -321,7 +321,8 @@ void Session::on_source_eof(Pipe& p) {
     connect_deadline_ = handshake_deadline_ = idle_deadline_ = 0;
     c2s_.read_deadline = 0;
     linger_deadline_ = now() + static_cast<std::uint64_t>(cfg_->net_read_timeout.count());
-    flush(c2s_);  // after_drain() sends the FIN once everything is out
+    leave_active();  // closing, as in the linger: no longer an open session
+    flush(c2s_);     // after_drain() sends the FIN once everything is out
     if (closed()) return;
     update_poll();
     return arm_timer();
