@@ -98,6 +98,12 @@ std::string same_name_listing(const std::vector<Sample>& samples, std::string_vi
 }  // namespace
 
 HttpResponse http_request(int port, std::string_view path, std::chrono::milliseconds timeout) {
+  return http_request_with_headers(port, path, {}, timeout);
+}
+
+HttpResponse http_request_with_headers(int port, std::string_view path,
+                                       const std::vector<std::string>& headers,
+                                       std::chrono::milliseconds timeout) {
   HttpResponse response;
   const auto deadline = Clock::now() + timeout;
   const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -114,8 +120,10 @@ HttpResponse http_request(int port, std::string_view path, std::chrono::millisec
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   std::string raw;
   if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) {
-    const std::string request = "GET " + std::string(path) +
-                                " HTTP/1.0\r\nHost: 127.0.0.1\r\nUser-Agent: sluice-tests\r\n\r\n";
+    std::string request =
+        "GET " + std::string(path) + " HTTP/1.0\r\nHost: 127.0.0.1\r\nUser-Agent: sluice-tests\r\n";
+    for (const std::string& h : headers) request += h + "\r\n";
+    request += "\r\n";
     if (::send(fd, request.data(), request.size(), MSG_NOSIGNAL) ==
         static_cast<ssize_t>(request.size())) {
       char chunk[65536];

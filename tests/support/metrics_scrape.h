@@ -22,6 +22,10 @@ struct HttpResponse {
 // done, so no chunked encoding). Never throws; status 0 on connection trouble.
 HttpResponse http_request(int port, std::string_view path,
                           std::chrono::milliseconds timeout = std::chrono::seconds(10));
+// The same with extra request header lines such as "Authorization: Basic ...".
+HttpResponse http_request_with_headers(
+    int port, std::string_view path, const std::vector<std::string>& headers,
+    std::chrono::milliseconds timeout = std::chrono::seconds(10));
 // The body of a 200 response; throws std::runtime_error (with the status) otherwise.
 std::string http_get(int port, std::string_view path = "/metrics",
                      std::chrono::milliseconds timeout = std::chrono::seconds(10));

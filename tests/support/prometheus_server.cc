@@ -29,51 +29,6 @@ std::string prometheus_binary() {
 
 }  // namespace
 
-HttpResponse http_request_with_headers(int port, std::string_view path,
-                                       const std::vector<std::string>& headers,
-                                       std::chrono::milliseconds timeout) {
-  HttpResponse response;
-  const auto deadline = Clock::now() + timeout;
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return response;
-  const auto millis = timeout.count();
-  const timeval limit{static_cast<time_t>(millis / 1000),
-                      static_cast<suseconds_t>((millis % 1000) * 1000)};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
-  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &limit, sizeof limit);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<std::uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  std::string raw;
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) {
-    std::string request =
-        "GET " + std::string(path) + " HTTP/1.0\r\nHost: 127.0.0.1\r\nUser-Agent: sluice-tests\r\n";
-    for (const std::string& h : headers) request += h + "\r\n";
-    request += "\r\n";
-    if (::send(fd, request.data(), request.size(), MSG_NOSIGNAL) ==
-        static_cast<ssize_t>(request.size())) {
-      char chunk[65536];
-      while (Clock::now() < deadline) {
-        const ssize_t n = ::recv(fd, chunk, sizeof chunk, 0);
-        if (n > 0) {
-          raw.append(chunk, static_cast<std::size_t>(n));
-        } else if (n == 0 || errno != EINTR) {
-          break;
-        }
-      }
-    }
-  }
-  ::close(fd);
-  const auto header_end = raw.find("\r\n\r\n");
-  if (raw.rfind("HTTP/", 0) != 0 || header_end == std::string::npos) return response;
-  const auto space = raw.find(' ');
-  response.status = std::atoi(raw.c_str() + space + 1);
-  response.headers = raw.substr(0, header_end);
-  response.body = raw.substr(header_end + 4);
-  return response;
-}
-
 std::string base64_encode(std::string_view data) {
   static constexpr char kAlphabet[] =
       "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";

@@ -13,11 +13,6 @@
 
 namespace sluice::test {
 
-// GET http://127.0.0.1:<port><path> (HTTP/1.0) with extra request header lines
-// such as "Authorization: Basic ...". Never throws; status 0 on trouble.
-HttpResponse http_request_with_headers(
-    int port, std::string_view path, const std::vector<std::string>& headers,
-    std::chrono::milliseconds timeout = std::chrono::seconds(10));
 // "Authorization: Basic base64(user:password)".
 std::string basic_auth_header(std::string_view user, std::string_view password);
 std::string base64_encode(std::string_view data);
