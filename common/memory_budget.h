@@ -32,6 +32,8 @@ class MemoryBudget {
   std::uint64_t limit() const { return limit_.load(std::memory_order_relaxed); }
   void set_limit(std::uint64_t limit) { limit_.store(limit, std::memory_order_relaxed); }
   std::uint64_t used() const { return used_.load(std::memory_order_relaxed); }
+  // Whether `n` more bytes would fit right now (the slack included).
+  bool fits(std::uint64_t n) const { return used() + n <= limit() + kSlack; }
   std::uint64_t waits() const { return waits_.load(std::memory_order_relaxed); }
   // Someone is queued for memory right now.
   bool has_waiters() const { return queued_.load(std::memory_order_relaxed); }

@@ -157,7 +157,7 @@ bool Session::ensure_room(Pipe& p) {
 
 bool Session::reserve_memory(Pipe& p, std::uint64_t bytes) {
   MemoryBudget& budget = worker_.budget();
-  if (worker_.spare().held() && budget.used() + bytes > budget.limit() + MemoryBudget::kSlack) {
+  if (worker_.spare().held() && !budget.fits(bytes)) {
     worker_.spare().drop();  // a kept buffer must never make a packet wait
   }
   if (!budget.reserve(bytes, &p.ticket)) {
