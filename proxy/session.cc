@@ -312,9 +312,10 @@ void Session::send_error_and_close(CloseReason reason, ErrorKind kind, std::uint
                                    const ErrContext& ctx) {
   if (closed()) return;
   reason_ = reason;
-  // Inside TLS the client could not read a plaintext ERR: it just closes.
-  to_client_ =
-      phase_ == Phase::kOpaque ? std::vector<std::uint8_t>{} : error_packet(kind, seq, ctx);
+  // Inside TLS the client could not read a plaintext ERR, nor in the middle
+  // of a packet streaming to it: it just sees the close, as if from the server.
+  to_client_ = phase_ == Phase::kOpaque || s2c_.streaming ? std::vector<std::uint8_t>{}
+                                                          : error_packet(kind, seq, ctx);
   to_client_sent_ = 0;
   enter_linger();
 }

@@ -3,6 +3,7 @@
 
 #include <uv.h>
 
+#include <array>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -48,6 +49,10 @@ enum class CloseReason : std::uint8_t {
 };
 std::string_view close_reason_name(CloseReason r);
 
+// The tracker reads only a packet's first bytes: OK/EOF status flags, column
+// counts and statement ids all sit within them.
+inline constexpr std::size_t kTrackedPrefix = 64;
+
 enum class Phase : std::uint8_t {
   kConnecting,     // TCP connect to an upstream under way
   kAwaitGreeting,  // connected; waiting for the server's first packet
@@ -83,6 +88,8 @@ struct Pipe {
   std::uint8_t packet_first_seq = 0;  // seq of the current packet's first frame
   bool blocked = false;               // no room to read until the destination drains
   bool first_payload_seen = false;    // discarding: its command byte was examined
+  bool stream_eligible = false;       // a large server packet that may stream (see Session::scan)
+  bool streaming = false;             // its first bytes went out: the rest follows as it arrives
   std::uint64_t packets = 0;          // logical packets forwarded (for the close log)
   std::uint64_t bytes = 0;            // bytes forwarded (for the close log)
 };
@@ -154,6 +161,10 @@ class Session {
   // Protocol policy (session_protocol.cc).
   bool on_header(Pipe& p, const FrameEvent& ev);
   void on_packet(Pipe& p, std::size_t start, std::size_t end, std::uint64_t length);
+  void count_packet(Pipe& p, std::size_t wire_bytes, std::uint64_t length);
+  bool may_stream(const Pipe& p, const FrameEvent& ev) const;
+  void stream_partial(Pipe& p);
+  void end_stream(Pipe& p, std::size_t end, std::uint64_t length);
   void on_client_packet(const std::uint8_t* payload, std::size_t avail, std::uint64_t length,
                         std::uint8_t seq);
   void on_server_packet(const std::uint8_t* payload, std::size_t avail, std::uint64_t length);
@@ -200,6 +211,10 @@ class Session {
   // Bytes sluice itself sends the client (an ERR), after s2c's whole packets.
   std::vector<std::uint8_t> to_client_;
   std::size_t to_client_sent_ = 0;
+  // The first bytes of the server packet that is streaming, for the tracker
+  // when it ends (they have gone out by then).
+  std::array<std::uint8_t, kTrackedPrefix> stream_prefix_{};
+  std::size_t stream_prefix_len_ = 0;
 
   // Sequence id the next frame of the exchange should carry (either direction).
   std::uint8_t next_seq_ = 0;

@@ -2,6 +2,7 @@
 #include <sys/socket.h>
 
 #include <cerrno>
+#include <cstring>
 
 #include <algorithm>
 
@@ -13,6 +14,15 @@ namespace sluice {
 namespace {
 
 constexpr std::size_t kCheapCompact = 64 << 10;
+
+// A server packet this large streams to the client once this much of it is
+// held, and then through a buffer of this size.
+constexpr std::size_t kStreamChunk = 256 << 10;
+
+// mysqld never sends a packet of max_allowed_packet (at most 1 GiB) or more,
+// so with a memory_limit of at least that no packet from a real server can
+// need the out_of_memory refusal, which only a packet not yet forwarded can get.
+constexpr std::uint64_t kNoServerPacketReaches = 1ull << 30;
 
 }  // namespace
 
@@ -103,6 +113,7 @@ bool Session::ensure_room(Pipe& p) {
     const std::uint64_t more = left > 0 ? left + (p.framer.continued() ? wire::kHeaderSize : 0)
                                         : wire::kHeaderSize - p.framer.header_have();
     want = p.buf.partial() + static_cast<std::size_t>(more);
+    if (p.stream_eligible) want = std::min(want, kStreamChunk);
   }
   if (p.buf.tail().empty() || p.buf.capacity() - p.buf.complete() < want) {
     // Moving unsent whole packets down to make room is cheap when they are
@@ -112,9 +123,12 @@ bool Session::ensure_room(Pipe& p) {
     if (p.buf.pending() == 0 || p.buf.received() - p.buf.sent() <= kCheapCompact) p.buf.compact();
   }
   const std::size_t room = p.buf.capacity() - p.buf.complete();
-  if (want > room && want > pool.block_size()) {
+  // A streaming packet never grows the buffer past its chunk: when the
+  // client reads slower than the server sends, reading waits for it.
+  const bool capped = p.stream_eligible && p.buf.capacity() >= kStreamChunk;
+  if (want > room && want > pool.block_size() && !capped) {
     // A packet larger than the block: grow to hold it whole.
-    if (p.framer.continued() && !p.holds_large_turn) {
+    if (p.framer.continued() && !p.holds_large_turn && !p.stream_eligible) {
       if (!worker_.budget().acquire_large_turn(&p)) {
         if (!p.turn_wait) worker_.budget().note_wait();
         p.turn_wait = true;
@@ -191,9 +205,12 @@ void Session::scan(Pipe& p, std::size_t from) {
         p.buf.erase_partial(pos);  // the discarded packet's bytes go; what follows stays
         pos = p.buf.complete();
         finish_reject(p, ev.logical_length);
+      } else if (p.streaming) {
+        end_stream(p, pos, ev.logical_length);
       } else {
         const std::size_t start = p.buf.complete();
         p.buf.set_complete(pos);
+        p.stream_eligible = false;
         on_packet(p, start, pos, ev.logical_length);
       }
       if (closed()) return;
@@ -203,8 +220,51 @@ void Session::scan(Pipe& p, std::size_t from) {
       break;
     }
   }
-  if (p.discarding) p.buf.drop_partial();  // never hold more than one read of it
+  if (p.discarding) {
+    p.buf.drop_partial();  // never hold more than one read of it
+  } else if (p.stream_eligible) {
+    stream_partial(p);
+  }
   track_read_deadline(p);
+}
+
+// Server packets stream to the client when nothing can refuse them any more:
+// no max_server_packet, and a memory_limit no real server packet reaches.
+// Holding a 64 MiB row whole would cost its full transfer time before the
+// first byte leaves, and its size in memory; streamed, it costs a chunk. Only
+// large packets stream, and only once a chunk of one is here, so a server
+// that stalls early in a packet still lets sluice send the client an ERR.
+// (The upstream, by contract, never gets part of a packet: client packets are
+// always held whole.)
+bool Session::may_stream(const Pipe& p, const FrameEvent& ev) const {
+  return &p == &s2c_ && ev.frame_length >= kStreamChunk && phase_ == Phase::kCommand &&
+         cfg_->max_server_packet == 0 && worker_.budget().limit() >= kNoServerPacketReaches;
+}
+
+// Everything held of the streaming packet goes out with the next flush.
+void Session::stream_partial(Pipe& p) {
+  const std::size_t held = p.buf.partial();
+  if (!p.streaming) {
+    if (held < kStreamChunk) return;
+    stream_prefix_len_ = std::min(held - wire::kHeaderSize, kTrackedPrefix);
+    std::memcpy(stream_prefix_.data(), p.buf.data() + p.buf.complete() + wire::kHeaderSize,
+                stream_prefix_len_);
+    p.streaming = true;
+  }
+  p.bytes += held;
+  stats_.bytes[idx(p.dir)].add(held);
+  p.buf.set_complete(p.buf.received());
+}
+
+// The streaming packet ended at `end`: counted whole, and shown to the
+// tracker by the first bytes it kept.
+void Session::end_stream(Pipe& p, std::size_t end, std::uint64_t length) {
+  const std::size_t rest = end - p.buf.complete();
+  p.buf.set_complete(end);
+  p.streaming = p.stream_eligible = false;
+  count_packet(p, rest, length);
+  client_expects_ = static_cast<std::uint8_t>(p.last_seq + 1);
+  on_server_packet(stream_prefix_.data(), stream_prefix_len_, length);
 }
 
 // A started packet must complete within net_read_timeout: the deadline is
@@ -274,7 +334,7 @@ void Session::after_drain(Pipe& p) {
     server_shut_ = true;
     ::shutdown(server_fd_, SHUT_WR);
   }
-  if (p.buf.empty() && p.buf.allocated()) {
+  if (p.buf.empty() && p.buf.allocated() && !p.streaming) {
     // Idle sessions hold no buffer: the block goes back to the pool (or, after
     // a large packet, is freed), and its reservation with it.
     if (!p.buf.give_back(worker_.pool())) {

@@ -11,10 +11,6 @@
 namespace sluice {
 namespace {
 
-// The tracker reads only a packet's first bytes: OK/EOF status flags, column
-// counts and statement ids all sit within them.
-constexpr std::size_t kTrackedPrefix = 64;
-
 // The PROXY protocol v2 signature; v1 starts with "PROXY " and ends at CRLF
 // within 107 bytes. mariadbd accepts either from proxy_protocol_networks.
 constexpr std::uint8_t kProxyV2Sig[12] = {0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D,
@@ -100,7 +96,9 @@ bool Session::on_header(Pipe& p, const FrameEvent& ev) {
                          static_cast<std::uint8_t>(ev.seq + 1), ctx);
     return false;
   }
-  return check_sequence(p, ev) && check_limits(p, ev);
+  if (!check_sequence(p, ev) || !check_limits(p, ev)) return false;
+  if (ev.first_frame) p.stream_eligible = may_stream(p, ev);
+  return true;
 }
 
 bool Session::check_sequence(Pipe& p, const FrameEvent& ev) {
@@ -209,14 +207,18 @@ void Session::finish_reject(Pipe& p, std::uint64_t size) {
   flush(s2c_);
 }
 
-void Session::on_packet(Pipe& p, std::size_t start, std::size_t end, std::uint64_t length) {
+void Session::count_packet(Pipe& p, std::size_t wire_bytes, std::uint64_t length) {
   const std::size_t d = idx(p.dir);
-  const std::size_t wire_bytes = end - start;
   p.packets += 1;
   p.bytes += wire_bytes;
   stats_.packets[d].add();
   stats_.bytes[d].add(wire_bytes);
   stats_.packet_size[d].observe(kPacketSizeBuckets, static_cast<double>(length));
+}
+
+void Session::on_packet(Pipe& p, std::size_t start, std::size_t end, std::uint64_t length) {
+  const std::size_t wire_bytes = end - start;
+  count_packet(p, wire_bytes, length);
   const std::uint8_t* payload = p.buf.data() + start + wire::kHeaderSize;
   const std::size_t avail = std::min<std::size_t>(wire_bytes - wire::kHeaderSize, wire::kMaxFrame);
   if (&p == &c2s_) {

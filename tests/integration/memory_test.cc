@@ -3,8 +3,12 @@
 // out_of_memory (1041).
 #include <doctest/doctest.h>
 
+#include <poll.h>
+#include <sys/socket.h>
+
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <memory>
 #include <string>
 #include <thread>
@@ -585,6 +589,149 @@ TEST_CASE("memory: a server row larger than memory_limit gets 1041 with the row'
   CHECK(int{frame.packet.seq} == 4);
   expect_closed(*client);
   CHECK(wait_server_sessions(monitor, 0, 30s));
+}
+
+}  // namespace
+}  // namespace sluice::test::limits
+
+namespace sluice::test::limits {
+namespace {
+
+// Reads the rest of a one-column, one-row text result set whose row is a
+// single string of `length` bytes of 'a' (the column count was read already):
+// definition, EOF, the row, EOF. Returns a description of what was wrong, or
+// "" when all of it arrived intact.
+std::string read_long_row(RawMysqlClient& client, std::size_t length) {
+  for (int i = 0; i < 2; ++i) {
+    const ReadResult read = client.read_packet(60s);
+    if (!read.ok()) return std::string("metadata: ") + to_string(read.status);
+  }
+  const ReadResult row = client.read_packet(120s);
+  if (!row.ok()) return std::string("row: ") + to_string(row.status);
+  const std::string& payload = row.packet.payload;
+  const std::size_t prefix = lenenc_size(length) - length;
+  if (payload.size() != prefix + length) return "row of " + std::to_string(payload.size());
+  if (payload.find_first_not_of('a', prefix) != std::string::npos) return "row bytes differ";
+  const ReadResult eof = client.read_packet(60s);
+  if (!eof.ok() || eof.packet.payload.empty() || eof.packet.payload[0] != '\xfe') {
+    return "no EOF after the row";
+  }
+  return "";
+}
+
+TEST_CASE(
+    "memory: a large server row streams to the client: sluice holds a chunk of it, not the row") {
+  // 48 MiB: three frames. The client sends the query, then does not read:
+  // the server blocks on its write and sluice holds what it read of the row.
+  constexpr std::size_t kRow = 48 * kMiB;
+  MariaDbServer server({.args = {"--max-allowed-packet=1G"}});
+  Target target(server, {});
+  if (target.direct()) {
+    MESSAGE("direct mode: sluice's memory");
+    return;
+  }
+  SluiceProcess& sluice = *target.sluice();
+  const long idle = warm_idle_rss(sluice, target.port());
+  const std::string sql = "SELECT REPEAT('a', " + std::to_string(kRow) + ")";
+  const std::string before = http_get(sluice.metrics_port());
+  auto client = raw_login(target.port());
+  REQUIRE(client->send_packet(0, com_query(sql)));
+  std::this_thread::sleep_for(1s);
+  const double held = buffered_bytes(sluice.metrics_port());
+  MESSAGE("held while the client does not read: ", held, " bytes");
+  CHECK(held > 0);
+  CHECK(held <= 1.0 * kMiB);
+  const ReadResult count = client->read_packet(60s);
+  REQUIRE(count.ok());
+  CHECK(read_long_row(*client, kRow) == "");
+  // Counted as one packet of its full size, and the tracker saw it: the
+  // response completed (timed), and the session takes the next query.
+  CHECK(client->query("SELECT 1").ok());
+  const std::string after = http_get(sluice.metrics_port());
+  const Labels s2c{{"direction", "server_to_client"}};
+  const double bytes = metric_value(after, "sluice_bytes_total", s2c) -
+                       metric_value(before, "sluice_bytes_total", s2c);
+  CHECK(bytes > kRow);
+  CHECK(bytes < kRow + 64 * 1024);
+  const Labels query{{"command", "COM_QUERY"}};
+  CHECK(metric_value(after, "sluice_command_duration_seconds_count", query) -
+            metric_value(before, "sluice_command_duration_seconds_count", query) ==
+        2);
+  const Labels big{{"direction", "server_to_client"}, {"le", "+Inf"}};
+  CHECK(metric_value(after, "sluice_packet_size_bytes_bucket", big) -
+            metric_value(before, "sluice_packet_size_bytes_bucket", big) >
+        0);
+  // RSS never held the row.
+  MESSAGE("idle RSS ", idle, " KiB, after the row ", sluice.rss_kib(), " KiB");
+  CHECK(sluice.rss_kib() < idle + 16 * 1024);
+  CHECK(wait_buffered_zero(sluice.metrics_port(), 10s));
+}
+
+TEST_CASE("memory: with max_server_packet set, a large server row is held whole") {
+  constexpr std::size_t kRow = 20 * kMiB;
+  MariaDbServer server({.args = {"--max-allowed-packet=1G"}});
+  Target target(server, {.listener = {{"max_server_packet", "64M"}}});
+  if (target.direct()) {
+    MESSAGE("direct mode: sluice's memory");
+    return;
+  }
+  SluiceProcess& sluice = *target.sluice();
+  auto client = raw_login(target.port());
+  REQUIRE(client->send_packet(0, com_query("SELECT REPEAT('a', " + std::to_string(kRow) + ")")));
+  // Held whole before any of it goes out, so it can still be refused.
+  const auto deadline = Clock::now() + 30s;
+  double held = 0;
+  while ((held = buffered_bytes(sluice.metrics_port())) < kRow && Clock::now() < deadline) {
+    std::this_thread::sleep_for(50ms);
+  }
+  CHECK(held >= kRow);
+  const ReadResult count = client->read_packet(60s);
+  REQUIRE(count.ok());
+  CHECK(read_long_row(*client, kRow) == "");
+}
+
+TEST_CASE(
+    "memory: a server that dies while its row streams leaves the client a cut packet, no ERR") {
+  constexpr std::size_t kRow = 48 * kMiB;
+  MariaDbServer server({.args = {"--max-allowed-packet=1G"}});
+  Target target(server, {});
+  MysqlConn monitor(server.socket_options());
+  auto client = raw_login(target.port());
+  REQUIRE(client->send_packet(0, com_query("SELECT REPEAT('a', " + std::to_string(kRow) + ")")));
+  // The client reads the result set's head and lets the row start (the
+  // server then blocks on its write); then the server's thread is killed.
+  for (int i = 0; i < 3; ++i) REQUIRE(client->read_packet(60s).ok());
+  std::this_thread::sleep_for(1s);
+  const auto id = monitor.value(
+      "SELECT id FROM information_schema.processlist WHERE info LIKE 'SELECT REPEAT%'");
+  REQUIRE(id.has_value());
+  monitor.exec("KILL " + *id);
+  // Direct, the client reads part of the row and then the close: the same
+  // through sluice, and never an ERR spliced into the row. The row is all
+  // 'a' (its frame headers are 16 MiB apart), so its last bytes before the
+  // close must be too.
+  std::string tail;
+  std::size_t total = 0;
+  bool closed = false;
+  const auto deadline = Clock::now() + 60s;
+  while (!closed && Clock::now() < deadline) {
+    pollfd pfd{client->fd(), POLLIN, 0};
+    if (::poll(&pfd, 1, 1000) <= 0) continue;
+    char buf[65536];
+    const ssize_t n = ::recv(client->fd(), buf, sizeof buf, 0);
+    if (n <= 0) {
+      closed = n == 0 || errno != EINTR;
+      continue;
+    }
+    total += static_cast<std::size_t>(n);
+    tail.append(buf, static_cast<std::size_t>(n));
+    if (tail.size() > 64) tail.erase(0, tail.size() - 64);
+  }
+  MESSAGE("after the kill: ", total, " more bytes, then the close");
+  CHECK(closed);
+  CHECK(total + client->buffered() < kRow);
+  CHECK(tail.size() == 64);
+  CHECK(tail.find_first_not_of('a') == std::string::npos);
 }
 
 }  // namespace
