@@ -504,6 +504,61 @@ TEST_CASE(
   CHECK(scrape(sluice.metrics_port(), "sluice_timeouts_total", main_and("kind", "read")) == 1);
 }
 
+// A fake server that answers the query with a column count and then the
+// first `sent` bytes of a 1 MiB row (seq 2), and stalls there.
+ScriptedUpstream::Script stall_in_large_row(std::size_t sent) {
+  return fake_login_then([sent](ScriptedConn& c) {
+    if (!c.read_frame()) return;  // the query
+    c.send(frames(1, std::string(1, '\x01')) + frame_header(1 << 20, 2) + std::string(sent, 'r'));
+    c.hold();
+  });
+}
+
+TEST_CASE(
+    "timeouts: a server stalling early in a large row gives the client 1159: the row was "
+    "still held") {
+  if (direct_mode()) return;
+  ScriptedUpstream server(stall_in_large_row(100 * 1024));
+  SluiceProcess sluice(
+      {.upstream_ports = {server.port()}, .listener = {{"net_read_timeout", "1s"}}});
+  RawMysqlClient client;
+  login(client, sluice.port());
+  REQUIRE(client.send_packet(0, "\x03SELECT 'stall'"));
+  REQUIRE(client.read_packet(10s).ok());  // the column count
+  check_err(client.read_packet(10s), 1159, "08S01", 2);
+  CHECK(scrape(sluice.metrics_port(), "sluice_timeouts_total", main_and("kind", "read")) == 1);
+}
+
+TEST_CASE(
+    "timeouts: a server stalling in a large row that is streaming: the client has part of it, "
+    "then the close, never an ERR") {
+  if (direct_mode()) return;
+  // 512 KiB of a 1 MiB row: past the 256 KiB after which server packets
+  // stream, so the client already has part of the row and can no longer read
+  // an ERR; it gets what a dead server would leave it.
+  ScriptedUpstream server(stall_in_large_row(512 * 1024));
+  SluiceProcess sluice(
+      {.upstream_ports = {server.port()}, .listener = {{"net_read_timeout", "1s"}}});
+  RawMysqlClient client;
+  login(client, sluice.port());
+  REQUIRE(client.send_packet(0, "\x03SELECT 'stall'"));
+  const auto started = Clock::now();
+  REQUIRE(client.read_packet(10s).ok());  // the column count
+  ReadStatus end = ReadStatus::kOk;
+  const std::string row = client.read_until_closed(10s, &end);
+  check_timing(Clock::now() - started, 1s, "the close");
+  CHECK_MESSAGE((end == ReadStatus::kEof || end == ReadStatus::kReset),
+                std::string(to_string(end)));
+  // The row's header, then its bytes as far as they came: nothing after them.
+  REQUIRE(row.size() >= 4 + 256 * 1024);
+  CHECK(row.size() <= 4 + 512 * 1024);
+  CHECK(row.substr(0, 4) == frame_header(1 << 20, 2));
+  CHECK(row.find_first_not_of('r', 4) == std::string::npos);
+  CHECK(scrape(sluice.metrics_port(), "sluice_timeouts_total", main_and("kind", "read")) == 1);
+  CHECK_MESSAGE(wait_until([&] { return server.running() == 0; }, 5s),
+                "sluice kept the stalled upstream connection open");
+}
+
 TEST_CASE(
     "timeouts: a server stalling mid-greeting gives the client 1159 seq 0 at "
     "net_read_timeout") {

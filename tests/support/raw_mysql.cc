@@ -430,6 +430,19 @@ bool RawMysqlClient::is_closed(std::chrono::milliseconds timeout) {
   return status == ReadStatus::kEof || status == ReadStatus::kReset;
 }
 
+std::string RawMysqlClient::read_until_closed(std::chrono::milliseconds timeout, ReadStatus* end) {
+  const auto deadline = Clock::now() + timeout;
+  std::string bytes = buffer_.substr(consumed_);
+  while (true) {
+    buffer_.clear();
+    consumed_ = 0;
+    int error = 0;
+    *end = fill(deadline, &error);
+    if (*end != ReadStatus::kOk) return bytes;
+    bytes += buffer_;
+  }
+}
+
 ReadStatus RawMysqlClient::wait_closed(std::chrono::milliseconds timeout) {
   const auto deadline = Clock::now() + timeout;
   while (true) {

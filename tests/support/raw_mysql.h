@@ -113,6 +113,9 @@ class RawMysqlClient {
   // How the connection ended after reading (and discarding) everything the
   // peer still sends: kEof / kReset, or kTimeout if it stays open.
   ReadStatus wait_closed(std::chrono::milliseconds timeout = 10s);
+  // Like wait_closed, but keeps every byte that arrives first (those already
+  // buffered included), frames or not; `end` says how the wait ended.
+  std::string read_until_closed(std::chrono::milliseconds timeout, ReadStatus* end);
 
   // Bytes received but not yet consumed by a read.
   std::size_t buffered() const { return buffer_.size() - consumed_; }
