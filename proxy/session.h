@@ -221,6 +221,7 @@ class Session {
   // Sequence id the client expects on the next packet it receives.
   std::uint8_t client_expects_ = 0;
   bool auth_waiting_client_ = false;  // the server asked the client for more auth data
+  bool server_resyncs_ = false;       // a client frame was out of order: the reply's seq is free
   bool client_started_ = false;       // the client's first bytes were examined
   bool pre_greeting_done_ = false;    // a PROXY header was read; the client must now wait
   bool close_when_flushed_ = false;   // drain: close once the last response is written

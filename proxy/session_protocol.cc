@@ -107,8 +107,13 @@ bool Session::check_sequence(Pipe& p, const FrameEvent& ev) {
   const bool new_command = &p == &c2s_ && ev.first_frame && phase_ == Phase::kCommand &&
                            !tracker_.awaiting_client() && !tracker_.lost();
   const std::uint8_t expected = new_command ? 0 : next_seq_;
-  if (ev.seq != expected && cfg_->sequence_check != SequenceCheck::kOff) {
+  // After a client frame counted out of order, the server's answer (mysqld's
+  // ERR 1156, at a sequence id of its own) is part of the same event.
+  const bool answer_to_error = &p == &s2c_ && server_resyncs_;
+  if (&p == &s2c_) server_resyncs_ = false;
+  if (ev.seq != expected && cfg_->sequence_check != SequenceCheck::kOff && !answer_to_error) {
     stats_.sequence_errors.add();
+    if (&p == &c2s_) server_resyncs_ = true;
     if (cfg_->sequence_check == SequenceCheck::kEnforce) {
       log_event(LogLevel::kWarn, "sequence_error", field("listener", cfg_->name),
                 field("client", client_addr_), number("expected", std::uint64_t{expected}),
