@@ -20,12 +20,20 @@ namespace sluice {
 namespace {
 
 // Up to the hard limit: every session needs two descriptors.
-void raise_fd_limit() {
+// Below this, start-up could fail inside libuv's one-time set-up of its
+// default loop, which aborts instead of reporting an error.
+constexpr rlim_t kMinFds = 32;
+
+// Raises the soft fd limit to the hard one; returns the limit now in force.
+rlim_t raise_fd_limit() {
   rlimit rl{};
-  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return RLIM_INFINITY;
+  if (rl.rlim_cur < rl.rlim_max) {
     rl.rlim_cur = rl.rlim_max;
     setrlimit(RLIMIT_NOFILE, &rl);
+    getrlimit(RLIMIT_NOFILE, &rl);
   }
+  return rl.rlim_cur;
 }
 
 // SIGTERM/SIGINT/SIGHUP: blocked from start-up until the main loop handles
@@ -275,8 +283,13 @@ int run_server(const ServerOptions& options, Config config) {
   // high-water mark of past large packets. A fixed threshold keeps every
   // buffer of 1 MiB or more mmapped, and freeing it returns the memory.
   mallopt(M_MMAP_THRESHOLD, 1 << 20);
-  raise_fd_limit();
+  const rlim_t fds = raise_fd_limit();
   Log::get().configure(config.log.level, config.log.format);
+  if (fds < kMinFds) {
+    log_event(LogLevel::kError, "fd_limit_too_low", number("limit", std::uint64_t{fds}),
+              number("minimum", std::uint64_t{kMinFds}));
+    return 1;
+  }
   for (const std::string& w : config.warnings)
     log_event(LogLevel::kWarn, "config_warning", field("warning", w));
   // An upstream name that does not resolve yet is not fatal: workers keep

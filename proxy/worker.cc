@@ -64,8 +64,20 @@ Worker::Worker(std::size_t id, std::shared_ptr<const RuntimeConfig> config, Memo
             kPoolMaxFree),
       round_robin_(config_->config.listeners.size(), 0),
       spare_(budget, kSpareMinBytes) {
-  uv_loop_init(&loop_);
-  uv_async_init(&loop_, &async_, [](uv_async_t* a) { static_cast<Worker*>(a->data)->on_async(); });
+  // Each of these takes a file descriptor. A failure (no fd left at start-up)
+  // is reported by open_listeners(), and the worker never runs: libuv would
+  // crash on a loop or handle that failed to initialise.
+  if (const int rc = uv_loop_init(&loop_); rc != 0) {
+    init_error_ = std::string("uv_loop_init: ") + uv_strerror(rc);
+    return;
+  }
+  loop_ready_ = true;
+  if (const int rc = uv_async_init(
+          &loop_, &async_, [](uv_async_t* a) { static_cast<Worker*>(a->data)->on_async(); });
+      rc != 0) {
+    init_error_ = std::string("uv_async_init: ") + uv_strerror(rc);
+    return;
+  }
   async_.data = this;
   // Workers start their round robin at different upstreams.
   for (std::size_t& rr : round_robin_) rr = id_;
@@ -86,9 +98,11 @@ Worker::Worker(std::size_t id, std::shared_ptr<const RuntimeConfig> config, Memo
   uv_timer_init(&loop_, &spare_timer_);
   spare_timer_.data = this;
   uv_unref(reinterpret_cast<uv_handle_t*>(&spare_timer_));
-  // A failure here (no fd left at start-up) is reported by open_listeners().
   timer_fd_ = ::timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-  if (timer_fd_ < 0) timer_error_ = std::string("timerfd_create: ") + std::strerror(errno);
+  if (timer_fd_ < 0) {
+    init_error_ = std::string("timerfd_create: ") + std::strerror(errno);
+    return;
+  }
   uv_poll_init(&loop_, &timer_poll_, timer_fd_);
   timer_poll_.data = this;
   uv_poll_start(&timer_poll_, UV_READABLE,
@@ -217,13 +231,13 @@ Worker::~Worker() {
   for (auto& l : listeners_) {
     if (l->fd >= 0) ::close(l->fd);
   }
-  uv_loop_close(&loop_);
+  if (loop_ready_) uv_loop_close(&loop_);
   if (timer_fd_ >= 0) ::close(timer_fd_);
 }
 
 bool Worker::open_listeners(const std::vector<std::uint16_t>& ports, std::string* error) {
-  if (!timer_error_.empty()) {
-    *error = timer_error_;
+  if (!init_error_.empty()) {
+    *error = init_error_;
     return false;
   }
   const auto& listeners = config_->config.listeners;

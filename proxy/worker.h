@@ -124,7 +124,8 @@ class Worker {
   Deadlines deadlines_;
   std::vector<Session*> due_now_;
   int timer_fd_ = -1;
-  std::string timer_error_;
+  std::string init_error_;  // what failed in the constructor (the worker cannot run)
+  bool loop_ready_ = false;
   uv_poll_t timer_poll_{};
   std::uint64_t timer_armed_for_ = 0;  // due time the timerfd is set for, 0 = not set
   SpareBuffer spare_;

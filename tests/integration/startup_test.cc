@@ -1,4 +1,5 @@
-// Start-up: names that do not resolve yet, SIGTERM during start-up, listeners on port 0.
+// Start-up: names that do not resolve yet, SIGTERM during start-up, listeners on port 0, too few
+// file descriptors.
 #include <doctest/doctest.h>
 
 #include <chrono>
@@ -108,6 +109,31 @@ TEST_CASE("startup: a listener on port 0 gets one port, shared by every worker")
   const std::string m = http_get(metrics_port);
   CHECK(metric_value(m, "sluice_connections_total") == 8);
   CHECK(sluice.terminate(10s).success());
+}
+
+TEST_CASE("startup: too few file descriptors is an error and exit 1, never a crash") {
+  // 16 workers each take an epoll fd, an eventfd and a timerfd before any
+  // listener, the metrics server some more: limits across that range run
+  // out at a different one of them each (below 32 sluice refuses at once,
+  // before libuv's own set-up, which would abort).
+  TempDir dir("sluice-fds");
+  write_file(dir / "sluice.yaml",
+             "workers: 16\nmetrics:\n  listen: 127.0.0.1:0\nlisteners:\n"
+             "  - listen: 127.0.0.1:0\n    upstreams: [127.0.0.1:1]\n");
+  auto run_with = [&](int limit) {
+    const std::string nofile = "--nofile=" + std::to_string(limit) + ":" + std::to_string(limit);
+    return run_process(
+        {"prlimit", nofile, sluice_binary(), "--config", (dir / "sluice.yaml").string()}, 1500ms);
+  };
+  for (int limit = 8; limit <= 72; limit += 4) {
+    CAPTURE(limit);
+    const ProcessResult r = run_with(limit);
+    CHECK_FALSE(r.timed_out);
+    CHECK_MESSAGE((r.status.exited && r.status.code == 1), r.status.describe(), "\n", r.err);
+    CHECK(r.err.find(" error ") != std::string::npos);
+  }
+  // With enough, the same configuration runs.
+  CHECK(run_with(4096).timed_out);
 }
 
 }  // namespace
