@@ -45,20 +45,11 @@ if ((PARANOID > 1)); then
   fi
 fi
 
-free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_port() { for _ in $(seq 100); do (echo >/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.1; done; return 1; }
 
 # ---- a scratch MariaDB with sysbench's table
-DB_PORT=$(free_port)
-mariadb-install-db --datadir="$WORK/db" --auth-root-authentication-method=normal --skip-test-db >/dev/null 2>&1
-mariadbd --no-defaults --datadir="$WORK/db" --user=root --port="$DB_PORT" --socket="$WORK/db.sock" \
-  --bind-address=127.0.0.1 --skip-log-bin --max-connections=200 >"$WORK/db.log" 2>&1 &
-echo $! >"$WORK/db.pid"
-for _ in $(seq 100); do mariadb -h127.0.0.1 -P"$DB_PORT" -uroot -e 'SELECT 1' >/dev/null 2>&1 && break; sleep 0.2; done
-mariadb -h127.0.0.1 -P"$DB_PORT" -uroot -e 'CREATE DATABASE sbtest'
-SB=(sysbench oltp_point_select --db-driver=mysql --mysql-host=127.0.0.1 --mysql-user=root
-  --mysql-db=sbtest --tables=1 --table-size=10000)
-"${SB[@]}" --mysql-port="$DB_PORT" prepare >/dev/null
+. "$(dirname "${BASH_SOURCE[0]}")/scratch_db.sh"
+start_scratch_db --max-connections=200
 
 # ---- the three proxies
 declare -A PORT PID
