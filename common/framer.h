@@ -16,14 +16,15 @@ struct FrameEvent {
     kNeedMore,   // nothing to report yet: call again with the rest (or more) input
     kHeader,     // a frame header was completed (the 4 bytes are consumed)
     kPacketEnd,  // the last frame of a logical packet was completed
+    kPacket,     // next_packet only: a whole one-frame packet, header and payload
   };
   Kind kind = Kind::kNeedMore;
   std::size_t consumed = 0;        // bytes of the input consumed by this step
-  std::uint32_t frame_length = 0;  // kHeader: this frame's payload length
-  std::uint8_t seq = 0;            // kHeader: this frame's sequence id
-  bool first_frame = false;        // kHeader: starts a new logical packet
+  std::uint32_t frame_length = 0;  // kHeader, kPacket: this frame's payload length
+  std::uint8_t seq = 0;            // kHeader, kPacket: this frame's sequence id
+  bool first_frame = false;        // kHeader: starts a new logical packet (kPacket: always)
   // kHeader: logical payload of this packet including this frame;
-  // kPacketEnd: the whole logical payload.
+  // kPacketEnd, kPacket: the whole logical payload.
   std::uint64_t logical_length = 0;
 };
 
@@ -77,6 +78,27 @@ class Framer {
     payload_left_ = length;
     if (length == 0) end_pending_ = true;  // an empty final frame ends the packet now
     return ev;
+  }
+
+  // As next(), but where a whole packet of one frame starts at `data` (the
+  // usual case: a query, a row, an OK), reports it in one step as kPacket,
+  // which stands for that packet's kHeader and kPacketEnd together. The state
+  // stays between packets.
+  FrameEvent next_packet(const std::uint8_t* data, std::size_t len) {
+    if (len >= wire::kHeaderSize && at_boundary()) {
+      const std::uint32_t length = wire::le24(data);
+      if (length < wire::kMaxFrame && len - wire::kHeaderSize >= length) {
+        FrameEvent ev;
+        ev.kind = FrameEvent::Kind::kPacket;
+        ev.consumed = wire::kHeaderSize + length;
+        ev.frame_length = length;
+        ev.seq = data[3];
+        ev.first_frame = true;
+        ev.logical_length = length;
+        return ev;
+      }
+    }
+    return next(data, len);
   }
 
   // True between packets: no header byte or payload byte of a packet is pending.

@@ -170,6 +170,9 @@ class Session {
   void on_server_packet(const std::uint8_t* payload, std::size_t avail, std::uint64_t length);
   bool check_sequence(Pipe& p, const FrameEvent& ev);
   bool check_limits(Pipe& p, const FrameEvent& ev);
+  // Their rare outcomes, out of line.
+  [[gnu::cold]] bool out_of_order(Pipe& p, const FrameEvent& ev, std::uint8_t expected);
+  [[gnu::cold]] bool exceeds_memory(Pipe& p, const FrameEvent& ev, std::uint64_t memory);
   void on_discarded_byte(Pipe& p, std::uint8_t first);
   void finish_reject(Pipe& p, std::uint64_t size);
   void go_opaque(Pipe& from);
@@ -181,7 +184,7 @@ class Session {
   void track_read_deadline(Pipe& p);
   std::vector<std::uint8_t> error_packet(ErrorKind kind, std::uint8_t seq, const ErrContext& ctx);
   bool scan_client_start(Pipe& p);
-  bool oversized(Pipe& p, const FrameEvent& ev, std::uint64_t limit);
+  [[gnu::cold]] bool oversized(Pipe& p, const FrameEvent& ev, std::uint64_t limit);
   void command_completed();
   void on_tracker_step(ResponseTracker::Step step);
 

@@ -192,15 +192,24 @@ void Session::scan(Pipe& p, std::size_t from) {
   }
   for (;;) {
     const std::size_t end = p.buf.received();
-    const FrameEvent ev = p.framer.next(data + pos, end - pos);
+    // A whole packet comes in one step (kPacket: its header, then its end).
+    const FrameEvent ev = p.framer.next_packet(data + pos, end - pos);
     pos += ev.consumed;
-    if (ev.kind == FrameEvent::Kind::kHeader) {
+    const bool whole = ev.kind == FrameEvent::Kind::kPacket;
+    if (ev.kind == FrameEvent::Kind::kNeedMore) {
+      if (pos == end) break;
+      continue;  // a 0xFFFFFF frame's payload ended: its next header follows
+    }
+    if (ev.kind == FrameEvent::Kind::kHeader || whole) {
       if (!on_header(p, ev)) return;
-      if (p.discarding && !p.first_payload_seen && pos < end) {
-        on_discarded_byte(p, data[pos]);
+      const std::size_t payload = whole ? pos - ev.frame_length : pos;
+      if (p.discarding && !p.first_payload_seen && payload < end &&
+          (!whole || ev.frame_length > 0)) {
+        on_discarded_byte(p, data[payload]);
         if (closed()) return;
       }
-    } else if (ev.kind == FrameEvent::Kind::kPacketEnd) {
+    }
+    if (ev.kind == FrameEvent::Kind::kPacketEnd || whole) {
       if (p.discarding) {
         p.buf.erase_partial(pos);  // the discarded packet's bytes go; what follows stays
         pos = p.buf.complete();
@@ -216,8 +225,6 @@ void Session::scan(Pipe& p, std::size_t from) {
       if (closed()) return;
       if (phase_ == Phase::kOpaque) return take_raw(p);  // TLS starts right after this packet
       if (p.cframer) return scan_compressed(p, pos);     // compression starts after this packet
-    } else if (pos == end) {
-      break;
     }
   }
   if (p.discarding) {

@@ -111,23 +111,29 @@ bool Session::check_sequence(Pipe& p, const FrameEvent& ev) {
   // ERR 1156, at a sequence id of its own) is part of the same event.
   const bool answer_to_error = &p == &s2c_ && server_resyncs_;
   if (&p == &s2c_) server_resyncs_ = false;
-  if (ev.seq != expected && cfg_->sequence_check != SequenceCheck::kOff && !answer_to_error) {
-    stats_.sequence_errors.add();
-    if (&p == &c2s_) server_resyncs_ = true;
-    if (cfg_->sequence_check == SequenceCheck::kEnforce) {
-      log_event(LogLevel::kWarn, "sequence_error", field("listener", cfg_->name),
-                field("client", client_addr_), number("expected", std::uint64_t{expected}),
-                number("got", std::uint64_t{ev.seq}),
-                field("direction", std::string(kDirectionNames[idx(p.dir)])));
-      const ErrContext ctx{0, 0, Millis{0}, cfg_->name};
-      const std::uint8_t seq = &p == &c2s_ ? static_cast<std::uint8_t>(ev.seq + 1) : ev.seq;
-      send_error_and_close(CloseReason::kOutOfOrder, ErrorKind::kOutOfOrder, seq, ctx);
-      return false;
-    }
+  if (ev.seq != expected && cfg_->sequence_check != SequenceCheck::kOff && !answer_to_error &&
+      !out_of_order(p, ev, expected)) {
+    return false;
   }
   next_seq_ = static_cast<std::uint8_t>(ev.seq + 1);
   if (&p == &c2s_) client_expects_ = next_seq_;
   return true;
+}
+
+// Kept out of check_sequence, which runs for every frame, so that stays small
+// enough to inline. Returns false when the session closes.
+bool Session::out_of_order(Pipe& p, const FrameEvent& ev, std::uint8_t expected) {
+  stats_.sequence_errors.add();
+  if (&p == &c2s_) server_resyncs_ = true;
+  if (cfg_->sequence_check != SequenceCheck::kEnforce) return true;
+  log_event(LogLevel::kWarn, "sequence_error", field("listener", cfg_->name),
+            field("client", client_addr_), number("expected", std::uint64_t{expected}),
+            number("got", std::uint64_t{ev.seq}),
+            field("direction", std::string(kDirectionNames[idx(p.dir)])));
+  const ErrContext ctx{0, 0, Millis{0}, cfg_->name};
+  const std::uint8_t seq = &p == &c2s_ ? static_cast<std::uint8_t>(ev.seq + 1) : ev.seq;
+  send_error_and_close(CloseReason::kOutOfOrder, ErrorKind::kOutOfOrder, seq, ctx);
+  return false;
 }
 
 bool Session::check_limits(Pipe& p, const FrameEvent& ev) {
@@ -135,17 +141,18 @@ bool Session::check_limits(Pipe& p, const FrameEvent& ev) {
   if (limit != 0 && ev.logical_length >= limit) return oversized(p, ev, limit);
   // A packet whose payload alone reaches memory_limit can never be held whole.
   const std::uint64_t memory = worker_.budget().limit();
-  if (ev.logical_length >= memory) {
-    log_event(LogLevel::kWarn, "packet_exceeds_memory_limit", field("listener", cfg_->name),
-              field("client", client_addr_), number("size", ev.logical_length),
-              number("memory_limit", memory));
-    const ErrContext ctx{ev.logical_length, memory, Millis{0}, cfg_->name};
-    const std::uint8_t seq =
-        &p == &c2s_ ? static_cast<std::uint8_t>(ev.seq + 1) : p.packet_first_seq;
-    send_error_and_close(CloseReason::kOutOfMemory, ErrorKind::kOutOfMemory, seq, ctx);
-    return false;
-  }
+  if (ev.logical_length >= memory) return exceeds_memory(p, ev, memory);
   return true;
+}
+
+bool Session::exceeds_memory(Pipe& p, const FrameEvent& ev, std::uint64_t memory) {
+  log_event(LogLevel::kWarn, "packet_exceeds_memory_limit", field("listener", cfg_->name),
+            field("client", client_addr_), number("size", ev.logical_length),
+            number("memory_limit", memory));
+  const ErrContext ctx{ev.logical_length, memory, Millis{0}, cfg_->name};
+  const std::uint8_t seq = &p == &c2s_ ? static_cast<std::uint8_t>(ev.seq + 1) : p.packet_first_seq;
+  send_error_and_close(CloseReason::kOutOfMemory, ErrorKind::kOutOfMemory, seq, ctx);
+  return false;
 }
 
 // `reject` applies only where the ERR cannot overtake or confuse anything: a

@@ -1,4 +1,5 @@
-// Fuzzes the Framer: a stream cut at random points must give the events of a whole-stream parse.
+// Fuzzes the Framer: a stream cut at random points must give the events of a whole-stream parse,
+// through next() and through next_packet().
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
@@ -56,11 +57,13 @@ Reference reference(const std::uint8_t* data, std::size_t size) {
 }
 
 // Feeds one chunk, collecting events until the framer asks for more bytes.
-void feed(sluice::Framer& framer, const std::uint8_t* p, std::size_t left,
+// With `whole`, steps with next_packet, whose kPacket stands for a kHeader and
+// a kPacketEnd.
+void feed(sluice::Framer& framer, bool whole, const std::uint8_t* p, std::size_t left,
           std::vector<Event>& events, std::size_t& consumed) {
   for (int guard = 0;; ++guard) {
     require(guard < (1 << 20));  // every event but kNeedMore makes progress
-    const FrameEvent ev = framer.next(p, left);
+    const FrameEvent ev = whole ? framer.next_packet(p, left) : framer.next(p, left);
     require(ev.consumed <= left);
     p += ev.consumed;
     left -= ev.consumed;
@@ -71,7 +74,12 @@ void feed(sluice::Framer& framer, const std::uint8_t* p, std::size_t left,
       require(left == 0);  // kNeedMore: every byte given was consumed
       return;
     }
-    if (ev.kind == Kind::kPacketEnd) {
+    if (ev.kind == Kind::kPacket) {
+      require(ev.first_frame && ev.frame_length < sluice::wire::kMaxFrame && framer.at_boundary());
+      require(ev.consumed == sluice::wire::kHeaderSize + ev.frame_length);
+      events.push_back({Kind::kHeader, ev.frame_length, ev.seq, true, ev.logical_length});
+      events.push_back({Kind::kPacketEnd, 0, 0, false, ev.logical_length});
+    } else if (ev.kind == Kind::kPacketEnd) {
       events.push_back({ev.kind, 0, 0, false, ev.logical_length});
     } else {
       events.push_back({ev.kind, ev.frame_length, ev.seq, ev.first_frame, ev.logical_length});
@@ -90,22 +98,24 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const std::uint8_t* stream = cuts + n_cuts;
   const std::size_t stream_size = size - 1 - n_cuts;
 
-  sluice::Framer framer;
-  std::vector<Event> events;
-  std::size_t consumed = 0;
-  for (std::size_t cut = 0; consumed < stream_size; ++cut) {
-    std::size_t want = n_cuts ? cuts[cut % n_cuts] : stream_size;
-    if (want == 0) {
-      feed(framer, stream + consumed, 0, events, consumed);
-      want = 1;
-    }
-    feed(framer, stream + consumed, std::min(want, stream_size - consumed), events, consumed);
-  }
-  feed(framer, stream + consumed, 0, events, consumed);  // a pending empty-frame end
-
   const Reference ref = reference(stream, stream_size);
-  require(consumed == stream_size);
-  require(events == ref.events);
-  require(framer.at_boundary() == ref.at_boundary);
+  for (const bool whole : {false, true}) {
+    sluice::Framer framer;
+    std::vector<Event> events;
+    std::size_t consumed = 0;
+    for (std::size_t cut = 0; consumed < stream_size; ++cut) {
+      std::size_t want = n_cuts ? cuts[cut % n_cuts] : stream_size;
+      if (want == 0) {
+        feed(framer, whole, stream + consumed, 0, events, consumed);
+        want = 1;
+      }
+      feed(framer, whole, stream + consumed, std::min(want, stream_size - consumed), events,
+           consumed);
+    }
+    feed(framer, whole, stream + consumed, 0, events, consumed);  // a pending empty-frame end
+    require(consumed == stream_size);
+    require(events == ref.events);
+    require(framer.at_boundary() == ref.at_boundary);
+  }
   return 0;
 }

@@ -26,8 +26,10 @@ void append_frame(std::vector<std::uint8_t>& s, std::uint32_t len, std::uint8_t 
   s.insert(s.end(), len, fill);
 }
 
-// Feeds `stream` in chunks whose sizes come from `cuts` (offsets where a read ends).
-Seen feed(const std::vector<std::uint8_t>& stream, const std::vector<std::size_t>& cuts) {
+// Feeds `stream` in chunks whose sizes come from `cuts` (offsets where a read ends),
+// through next() or (whole_steps) next_packet(), whose kPacket counts as both events.
+Seen feed(const std::vector<std::uint8_t>& stream, const std::vector<std::size_t>& cuts,
+          bool whole_steps = false) {
   Seen seen;
   Framer f;
   std::size_t begin = 0;
@@ -36,10 +38,19 @@ Seen feed(const std::vector<std::uint8_t>& stream, const std::vector<std::size_t
   for (const std::size_t end : ends) {
     std::size_t pos = begin;
     for (;;) {
-      const FrameEvent ev = f.next(stream.data() + pos, end - pos);
+      const FrameEvent ev = whole_steps ? f.next_packet(stream.data() + pos, end - pos)
+                                        : f.next(stream.data() + pos, end - pos);
       pos += ev.consumed;
       REQUIRE(pos <= end);
-      if (ev.kind == FrameEvent::Kind::kHeader) {
+      if (ev.kind == FrameEvent::Kind::kPacket) {
+        CHECK(ev.first_frame);
+        CHECK(ev.logical_length == ev.frame_length);
+        CHECK(f.at_boundary());
+        seen.frame_lengths.push_back(ev.frame_length);
+        seen.seqs.push_back(ev.seq);
+        seen.packet_lengths.push_back(ev.logical_length);
+        seen.packet_ends.push_back(pos);
+      } else if (ev.kind == FrameEvent::Kind::kHeader) {
         seen.frame_lengths.push_back(ev.frame_length);
         seen.seqs.push_back(ev.seq);
       } else if (ev.kind == FrameEvent::Kind::kPacketEnd) {
@@ -90,6 +101,48 @@ TEST_CASE("framer: byte-by-byte and random splits") {
     }
     CHECK(feed(s, cuts).packet_ends == whole.packet_ends);
   }
+}
+
+TEST_CASE("framer: next_packet's whole-packet steps give what next's events give, in any split") {
+  std::vector<std::uint8_t> s;
+  for (int i = 0; i < 40; ++i) append_frame(s, static_cast<std::uint32_t>(i * 13 % 70), i & 0xFF);
+  append_frame(s, wire::kMaxFrame, 40, 0x01);  // a two-frame packet: never one kPacket
+  append_frame(s, 3, 41);
+  append_frame(s, 9, 0);
+  const auto same = [](const Seen& a, const Seen& b) {
+    CHECK(a.frame_lengths == b.frame_lengths);
+    CHECK(a.seqs == b.seqs);
+    CHECK(a.packet_lengths == b.packet_lengths);
+    CHECK(a.packet_ends == b.packet_ends);
+  };
+  const Seen reference = feed(s, {});
+  REQUIRE(reference.packet_lengths.size() == 42);
+  same(feed(s, {}, true), reference);
+  std::mt19937 rng(7);
+  for (int round = 0; round < 100; ++round) {
+    std::vector<std::size_t> cuts;
+    std::size_t at = 0;
+    while (true) {
+      at += 1 + rng() % (round % 2 == 0 ? 40 : 4000);
+      if (at >= s.size()) break;
+      cuts.push_back(at);
+    }
+    same(feed(s, cuts, true), reference);
+  }
+}
+
+TEST_CASE("framer: next_packet waits for a packet's last byte") {
+  std::vector<std::uint8_t> s;
+  append_frame(s, 10, 0);
+  Framer f;
+  const FrameEvent partial = f.next_packet(s.data(), s.size() - 1);
+  CHECK(partial.kind == FrameEvent::Kind::kHeader);  // next()'s step: the header only
+  CHECK(partial.consumed == wire::kHeaderSize);
+  Framer g;
+  const FrameEvent full = g.next_packet(s.data(), s.size());
+  CHECK(full.kind == FrameEvent::Kind::kPacket);
+  CHECK(full.consumed == s.size());
+  CHECK(full.seq == 0);
 }
 
 TEST_CASE("framer: exactly 0xFFFFFF payload is continued by an empty trailer frame") {
