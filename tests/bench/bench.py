@@ -1040,6 +1040,10 @@ def report(bench, args):
         for t, what, val, ok in checks:
             add(f"| {t} | {what} | {val} | {'met' if ok else ('**missed**' if ok is not None else 'n/a')} |")
         add("")
+        add("CPU/query above is utime+stime per query, which on a shared VM also moves with time spent "
+            "waiting for the CPU; when perf is available, the CPU targets are judged again on cycles "
+            "per query at the end (\"CPU targets on cycles per query\"), the steadier measure.")
+        add("")
 
     best = best_workers(bench, args)
     if best:
