@@ -353,6 +353,7 @@ ResponseTracker::Step ResponseTracker::complete() {
     start_response();
   } else {
     state_ = State::kIdle;
+    head_ = 0;  // one command at a time (the usual case) keeps using the same slot's cache line
   }
   return Step::kComplete;
 }

@@ -50,8 +50,8 @@ class ResponseTracker {
   // comes back in last_completion(). Returns kComplete at once for commands the
   // server never answers (COM_QUIT, COM_STMT_SEND_LONG_DATA, COM_STMT_CLOSE):
   // they are not queued. An empty payload is answered like COM_SLEEP (an ERR).
-  [[nodiscard]] Step on_command(std::span<const std::uint8_t> payload, std::uint64_t total_length,
-                                std::uint64_t tag = 0);
+  [[nodiscard, gnu::hot]] Step on_command(std::span<const std::uint8_t> payload,
+                                          std::uint64_t total_length, std::uint64_t tag = 0);
 
   // A client packet that is not a command: LOCAL INFILE content (an empty
   // packet ends the file) or auth data during COM_CHANGE_USER. Unexpected
@@ -60,8 +60,8 @@ class ResponseTracker {
                                       std::uint64_t total_length);
 
   // A server packet.
-  [[nodiscard]] Step on_server_packet(std::span<const std::uint8_t> payload,
-                                      std::uint64_t total_length);
+  [[nodiscard, gnu::hot]] Step on_server_packet(std::span<const std::uint8_t> payload,
+                                                std::uint64_t total_length);
 
   // No response is outstanding (and the tracker has not lost track).
   bool idle() const { return count_ == 0 && state_ != State::kLost; }
@@ -107,11 +107,11 @@ class ResponseTracker {
     std::uint8_t first() const { return bytes[0]; }
   };
 
-  Step dispatch(const Packet& p);
-  Step on_result_start(const Packet& p);
-  Step on_column_defs(const Packet& p);
-  Step on_columns_eof(const Packet& p);
-  Step on_rows(const Packet& p);
+  [[gnu::hot]] Step dispatch(const Packet& p);
+  [[gnu::hot]] Step on_result_start(const Packet& p);
+  [[gnu::hot]] Step on_column_defs(const Packet& p);
+  [[gnu::hot]] Step on_columns_eof(const Packet& p);
+  [[gnu::hot]] Step on_rows(const Packet& p);
   Step on_fetch_rows(const Packet& p);
   Step on_infile_result(const Packet& p);
   Step on_ok(const Packet& p);
@@ -119,14 +119,14 @@ class ResponseTracker {
   Step on_prepare_defs(const Packet& p);
   Step on_prepare_eof(const Packet& p);
   Step on_field_list(const Packet& p);
-  Step on_single(const Packet& p);
+  [[gnu::hot]] Step on_single(const Packet& p);
   Step on_change_user(const Packet& p);
 
   Step after_columns();
   Step next_prepare_block();
-  void start_response();
-  Step end_of_result(std::uint16_t status);
-  Step complete();
+  [[gnu::hot]] void start_response();
+  [[gnu::hot]] Step end_of_result(std::uint16_t status);
+  [[gnu::hot]] Step complete();
   Step lose();
   bool is_terminator(const Packet& p) const;
   bool is_progress(const Packet& p) const;

@@ -52,8 +52,8 @@ class Io {
   void set_retry_budget(std::uint32_t budget) { budget_ = budget; }
   std::uint32_t retry_budget() const { return budget_; }
 
-  [[nodiscard]] IoResult read(int fd, const iovec* iov, int count);
-  [[nodiscard]] IoResult write(int fd, const iovec* iov, int count);
+  [[nodiscard, gnu::hot]] IoResult read(int fd, const iovec* iov, int count);
+  [[nodiscard, gnu::hot]] IoResult write(int fd, const iovec* iov, int count);
   [[nodiscard]] IoResult accept(int listen_fd);
   // A non-blocking connect: kOk (connected at once), kInProgress, or kError.
   // Called again after EINTR, where EALREADY/EINPROGRESS mean under way and

@@ -121,17 +121,17 @@ class Session {
  private:
   // Lifecycle (session.cc).
   void on_handle_closed();
-  void update_poll();
-  void arm_timer();
+  [[gnu::hot]] void update_poll();
+  [[gnu::hot]] void arm_timer();
   void cancel_timer();
   void on_timer();
-  std::uint64_t now() const;
+  [[gnu::hot]] std::uint64_t now() const;
   void send_error_and_close(CloseReason reason, ErrorKind kind, std::uint8_t seq,
                             const ErrContext& ctx);
   void enter_linger();
   void finish_close();
   void log_close();
-  void count_io(SysOp op, const IoResult& r);
+  [[gnu::hot]] void count_io(SysOp op, const IoResult& r);
   void leave_active();
   void resume(Pipe& p);
   bool idle_between_commands() const;
@@ -144,32 +144,33 @@ class Session {
   void close_server_side();
 
   // Forward path (session_io.cc).
-  void on_readable(Pipe& p);
+  [[gnu::hot]] void on_readable(Pipe& p);
   void on_linger_readable();
-  void on_writable(Pipe& p);
-  bool ensure_room(Pipe& p);
-  bool reserve_memory(Pipe& p, std::uint64_t bytes);
+  [[gnu::hot]] void on_writable(Pipe& p);
+  [[gnu::hot]] bool ensure_room(Pipe& p);
+  [[gnu::hot]] bool reserve_memory(Pipe& p, std::uint64_t bytes);
   void release_memory(Pipe& p);
-  void scan(Pipe& p, std::size_t from);
-  void flush(Pipe& p);
-  void after_drain(Pipe& p);
+  [[gnu::hot]] void scan(Pipe& p, std::size_t from);
+  [[gnu::hot]] void flush(Pipe& p);
+  [[gnu::hot]] void after_drain(Pipe& p);
   void on_source_eof(Pipe& p);
   int src_fd(const Pipe& p) const;
   int dst_fd(const Pipe& p) const;
-  bool reading_allowed(const Pipe& p) const;
+  [[gnu::hot]] bool reading_allowed(const Pipe& p) const;
 
   // Protocol policy (session_protocol.cc).
-  bool on_header(Pipe& p, const FrameEvent& ev);
-  void on_packet(Pipe& p, std::size_t start, std::size_t end, std::uint64_t length);
-  void count_packet(Pipe& p, std::size_t wire_bytes, std::uint64_t length);
+  [[gnu::hot]] bool on_header(Pipe& p, const FrameEvent& ev);
+  [[gnu::hot]] void on_packet(Pipe& p, std::size_t start, std::size_t end, std::uint64_t length);
+  [[gnu::hot]] void count_packet(Pipe& p, std::size_t wire_bytes, std::uint64_t length);
   bool may_stream(const Pipe& p, const FrameEvent& ev) const;
   void stream_partial(Pipe& p);
   void end_stream(Pipe& p, std::size_t end, std::uint64_t length);
-  void on_client_packet(const std::uint8_t* payload, std::size_t avail, std::uint64_t length,
-                        std::uint8_t seq);
-  void on_server_packet(const std::uint8_t* payload, std::size_t avail, std::uint64_t length);
-  bool check_sequence(Pipe& p, const FrameEvent& ev);
-  bool check_limits(Pipe& p, const FrameEvent& ev);
+  [[gnu::hot]] void on_client_packet(const std::uint8_t* payload, std::size_t avail,
+                                     std::uint64_t length, std::uint8_t seq);
+  [[gnu::hot]] void on_server_packet(const std::uint8_t* payload, std::size_t avail,
+                                     std::uint64_t length);
+  [[gnu::hot]] bool check_sequence(Pipe& p, const FrameEvent& ev);
+  [[gnu::hot]] bool check_limits(Pipe& p, const FrameEvent& ev);
   // Their rare outcomes, out of line.
   [[gnu::cold]] bool out_of_order(Pipe& p, const FrameEvent& ev, std::uint8_t expected);
   [[gnu::cold]] bool exceeds_memory(Pipe& p, const FrameEvent& ev, std::uint64_t memory);
@@ -181,12 +182,12 @@ class Session {
   void scan_compressed(Pipe& p, std::size_t from);
   void on_inner_packet(Pipe& p, std::uint64_t length);
   bool framing_at_boundary(const Pipe& p) const;
-  void track_read_deadline(Pipe& p);
+  [[gnu::hot]] void track_read_deadline(Pipe& p);
   std::vector<std::uint8_t> error_packet(ErrorKind kind, std::uint8_t seq, const ErrContext& ctx);
   bool scan_client_start(Pipe& p);
   [[gnu::cold]] bool oversized(Pipe& p, const FrameEvent& ev, std::uint64_t limit);
-  void command_completed();
-  void on_tracker_step(ResponseTracker::Step step);
+  [[gnu::hot]] void command_completed();
+  [[gnu::hot]] void on_tracker_step(ResponseTracker::Step step);
 
   Worker& worker_;
   std::size_t listener_;

@@ -225,6 +225,7 @@ void Session::scan(Pipe& p, std::size_t from) {
       if (closed()) return;
       if (phase_ == Phase::kOpaque) return take_raw(p);  // TLS starts right after this packet
       if (p.cframer) return scan_compressed(p, pos);     // compression starts after this packet
+      if (pos == p.buf.received() && p.framer.at_boundary()) break;  // nothing more to frame
     }
   }
   if (p.discarding) {
