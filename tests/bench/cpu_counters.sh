@@ -125,17 +125,22 @@ for th in sorted({r[0] for r in rows}, key=int):
         k = lambda v: f"{v:,.0f}" if kernel else "–"
         print(f"| {th} | {t} | {total(med[t]):,.0f} | {cu:,.0f} | {k(ck)} | {total(med[t]) / total(med['floor']):.2f} | "
               f"{total(med[t]) / total(med['haproxy']):.2f} | {itotal:,.0f} | {iu:,.0f} | {k(ik)} |")
-    verdicts.append((th, med))
+    least = {t: min(int(r[2]) + int(r[3]) for r in rows if r[0] == th and r[1] == t) for t in med}
+    verdicts.append((th, med, least))
 if kernel:
     # The issue's CPU targets, judged on cycles: a process's cycle count leaves out the time it
     # waited for the CPU, which is what makes utime+stime per query swing between runs here.
+    # Other tenants still add cycles (this VM's kernel cycles per query double for seconds at a
+    # time, instruction counts unchanged), and only ever add: the verdict takes each target's
+    # least-disturbed run, its fewest cycles; the medians' ratio is beside it.
     print("\n## CPU targets on cycles per query\n")
-    print("| threads | check | value | verdict |")
-    print("|---:|---|---:|---|")
-    for th, med in verdicts:
+    print("| threads | check | fewest cycles | verdict | medians |")
+    print("|---:|---|---:|---|---:|")
+    for th, med, least in verdicts:
         cycles = {t: med[t][0] + med[t][1] for t in med}
         for label, ref, limit in (("sluice ≤ 1.05 × floor", "floor", 1.05),
                                   ("sluice ≤ 0.85 × HAProxy", "haproxy", 0.85)):
-            r = cycles["sluice"] / cycles[ref]
-            print(f"| {th} | {label} | {r:.3f}× | {'met' if r <= limit else '**missed**'} |")
+            r = least["sluice"] / least[ref]
+            print(f"| {th} | {label} | {r:.3f}× | {'met' if r <= limit else '**missed**'} | "
+                  f"{cycles['sluice'] / cycles[ref]:.3f}× |")
 EOF
