@@ -47,7 +47,7 @@ class Framer {
     }
     if (payload_left_ > 0) {
       const std::size_t take = len < payload_left_ ? len : static_cast<std::size_t>(payload_left_);
-      payload_left_ -= take;
+      payload_left_ -= static_cast<std::uint32_t>(take);
       ev.consumed = take;
       if (payload_left_ == 0 && !continued_) {
         ev.kind = FrameEvent::Kind::kPacketEnd;
@@ -115,10 +115,10 @@ class Framer {
   std::uint64_t logical_so_far() const { return logical_; }
 
  private:
-  std::uint8_t header_[wire::kHeaderSize] = {};
-  std::size_t header_have_ = 0;
-  std::uint64_t payload_left_ = 0;
   std::uint64_t logical_ = 0;
+  std::uint32_t payload_left_ = 0;  // a frame's payload is at most 0xFFFFFF
+  std::uint8_t header_[wire::kHeaderSize] = {};
+  std::uint8_t header_have_ = 0;
   bool continued_ = false;    // the frame being read is 0xFFFFFF long: more follow
   bool end_pending_ = false;  // a zero-length final frame awaits its kPacketEnd
 };

@@ -131,23 +131,24 @@ class ResponseTracker {
   bool is_terminator(const Packet& p) const;
   bool is_progress(const Packet& p) const;
 
-  // FIFO of outstanding commands, a ring; head_ is the one being parsed.
-  std::array<std::uint8_t, kMaxOutstanding> commands_{};
-  std::array<std::uint64_t, kMaxOutstanding> tags_{};
+  // The scalars every packet reads come first, then the rings: a point
+  // select's tracking touches one or two cache lines.
   std::size_t head_ = 0;
   std::size_t count_ = 0;
-
   State state_ = State::kIdle;
-  std::uint64_t remaining_ = 0;        // definitions left in the current block
   std::uint16_t prepare_columns_ = 0;  // column definitions after the parameters
-  Completion last_;
-
   // Derived from the capabilities.
   bool deprecate_eof_ = false;   // OK(0xFE) replaces EOF; no metadata EOF
   bool metadata_flag_ = false;   // a "metadata follows" byte after column counts
   bool mysql_optional_ = false;  // MySQL's flag also ends COM_STMT_PREPARE_OK
   bool progress_ = false;        // MariaDB progress reports may appear anywhere
+  std::uint64_t remaining_ = 0;  // definitions left in the current block
   std::uint64_t eof_limit_ = 9;  // a 0xFE packet shorter than this is a terminator
+  Completion last_;
+
+  // FIFO of outstanding commands, a ring; head_ is the one being parsed.
+  std::array<std::uint8_t, kMaxOutstanding> commands_{};
+  std::array<std::uint64_t, kMaxOutstanding> tags_{};
 };
 
 }  // namespace sluice
