@@ -1,5 +1,5 @@
-// The only place that calls readv/writev/accept4/connect: EINTR retry budget, counting, errno
-// mapping.
+// The only caller of readv/writev (recvfrom/sendto for one buffer), accept4 and connect: the
+// EINTR retry budget, counting, errno mapping.
 #pragma once
 
 #include <sys/socket.h>

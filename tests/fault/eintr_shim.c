@@ -1,7 +1,7 @@
 /* LD_PRELOAD shim that injects EINTR into readv/writev/accept4/connect of a real binary.
  *
  * sluice issues readv/writev through syscall(2) (libc's wrappers are thread
- * cancellation points and cost two atomics a call), as SYS_read/SYS_write for
+ * cancellation points and cost two atomics a call), as SYS_recvfrom/SYS_sendto for
  * a single buffer, so those are caught in syscall() and counted as readv and
  * writev; the libc wrappers are caught too, for any other caller.
  *
@@ -104,8 +104,8 @@ long syscall(long number, ...) {
   long a[6];
   for (int i = 0; i < 6; ++i) a[i] = va_arg(ap, long);
   va_end(ap);
-  const int is_read = number == SYS_readv || number == SYS_read;
-  const int is_write = number == SYS_writev || number == SYS_write;
+  const int is_read = number == SYS_readv || number == SYS_recvfrom;
+  const int is_write = number == SYS_writev || number == SYS_sendto;
   if ((is_read && inject(OP_READV)) || (is_write && inject(OP_WRITEV))) {
     return -1;
   }
