@@ -157,19 +157,19 @@ void Session::update_poll() {
 
 void Session::arm_timer() {
   if (phase_ == Phase::kClosed) return;
-  std::uint64_t due = 0;
-  auto consider = [&due](std::uint64_t d) {
-    if (d != 0 && (due == 0 || d < due)) due = d;
-  };
-  consider(connect_deadline_);
-  consider(handshake_deadline_);
-  consider(idle_deadline_);
-  consider(linger_deadline_);
+  // 0 means "not set": minus one wraps it to the largest value, which never
+  // wins the minimum, and plus one at the end wraps "none" back to 0.
+  std::uint64_t earliest =
+      std::min({connect_deadline_ - 1, handshake_deadline_ - 1, idle_deadline_ - 1,
+                linger_deadline_ - 1, c2s_.write_deadline - 1, s2c_.write_deadline - 1});
   for (const Pipe* p : {&c2s_, &s2c_}) {
-    if (p->paused_at == 0) consider(p->read_deadline);  // paused time does not count
-    consider(p->write_deadline);
-    if (p->ticket != 0 || p->turn_wait) consider(now() + kMemoryRetryMs);
+    // Paused time does not count towards the read deadline.
+    if (p->paused_at == 0) earliest = std::min(earliest, p->read_deadline - 1);
+    if (p->ticket != 0 || p->turn_wait) [[unlikely]] {
+      earliest = std::min(earliest, now() + kMemoryRetryMs - 1);
+    }
   }
+  const std::uint64_t due = earliest + 1;
   // Lazy: a timer that fires earlier than needed, or when nothing is due any
   // more, just re-arms (or not), so pushing a deadline later or clearing it
   // (every command does both) costs nothing.
