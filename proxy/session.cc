@@ -40,6 +40,15 @@ void close_fd(int fd, bool reset) {
   ::close(fd);
 }
 
+// An error or hang-up is handed to whatever the socket waits for (an error
+// to both, as libuv does): the system calls then report it, after any data
+// still readable.
+std::uint32_t with_failure(const PollSlot& slot, std::uint32_t events) {
+  if (events & EPOLLERR) return events | EPOLLIN | EPOLLOUT;
+  if (events & EPOLLHUP) return events | slot.interest;
+  return events;
+}
+
 }  // namespace
 
 static_assert(std::size(kReasonNames) == static_cast<std::size_t>(CloseReason::kShutdown) + 1,
@@ -66,11 +75,9 @@ std::uint64_t Session::now() const {
 }
 
 void Session::start() {
-  uv_loop_t* loop = worker_.loop();
-  uv_poll_init_socket(loop, &client_poll_, client_fd_);
-  client_poll_.data = this;
+  client_slot_ = {&Session::on_client_events, this, client_fd_, 0};
+  server_slot_ = {&Session::on_server_events, this, -1, 0};
   deadline_ = worker_.no_deadline();
-  open_handles_ = 1;
   started_ms_ = now();
   handshake_deadline_ = started_ms_ + static_cast<std::uint64_t>(cfg_->handshake_timeout.count());
   stats_.connections_active.add(1);
@@ -93,66 +100,52 @@ bool Session::reading_allowed(const Pipe& p) const {
   return phase_ != Phase::kConnecting;
 }
 
-// Recomputes what each fd's poll handle waits for and restarts it only when
-// that changed: no epoll_ctl churn on the per-packet path.
+// Recomputes what each socket waits for; the poller makes a system call
+// only when that changed: no epoll_ctl churn on the per-packet path.
 void Session::update_poll() {
-  auto apply = [](uv_poll_t* h, int* current, int wanted, uv_poll_cb cb) {
-    if (wanted == *current) return;
-    *current = wanted;
-    if (wanted == 0) {
-      uv_poll_stop(h);
-    } else {
-      uv_poll_start(h, wanted, cb);
-    }
-  };
   if (phase_ == Phase::kClosed) return;
-  int client = 0;
-  int server = 0;
+  std::uint32_t client = 0;
+  std::uint32_t server = 0;
   if (phase_ == Phase::kLinger) {
-    client = UV_READABLE;
-    if (s2c_.buf.pending() > 0 || to_client_sent_ < to_client_.size()) client |= UV_WRITABLE;
+    client = EPOLLIN;
+    if (s2c_.buf.pending() > 0 || to_client_sent_ < to_client_.size()) client |= EPOLLOUT;
   } else {
-    if (reading_allowed(c2s_)) client |= UV_READABLE;
-    if (s2c_.write_deadline != 0) client |= UV_WRITABLE;
+    if (reading_allowed(c2s_)) client |= EPOLLIN;
+    if (s2c_.write_deadline != 0) client |= EPOLLOUT;
     if (phase_ == Phase::kConnecting) {
-      server = UV_WRITABLE;
+      server = EPOLLOUT;
     } else {
-      if (reading_allowed(s2c_)) server |= UV_READABLE;
-      if (c2s_.write_deadline != 0) server |= UV_WRITABLE;
+      if (reading_allowed(s2c_)) server |= EPOLLIN;
+      if (c2s_.write_deadline != 0) server |= EPOLLOUT;
     }
   }
-  static const uv_poll_cb client_cb = [](uv_poll_t* h, int status, int events) {
-    auto* s = static_cast<Session*>(h->data);
-    if (status < 0) {
-      // libuv has stopped the handle (POLLERR): mark it so update_poll starts
-      // it again, and let the syscalls report the error (after any last data).
-      s->client_events_ = 0;
-      events = UV_READABLE | UV_WRITABLE;
-    }
-    if (events & UV_WRITABLE) s->on_writable(s->s2c_);
-    if (!(events & UV_READABLE) || s->phase_ == Phase::kClosed) return;
-    if (s->phase_ == Phase::kLinger) {
-      s->on_linger_readable();
-    } else {
-      s->on_readable(s->c2s_);
-    }
-  };
-  static const uv_poll_cb server_cb = [](uv_poll_t* h, int status, int events) {
-    auto* s = static_cast<Session*>(h->data);
-    if (s == nullptr || s->closed()) return;
-    if (status < 0) {
-      s->server_events_ = 0;  // stopped by libuv, as above
-      events = UV_READABLE | UV_WRITABLE;
-    }
-    if (s->phase_ == Phase::kConnecting) {
-      if (events & UV_WRITABLE) s->on_connect_ready();
-      return;
-    }
-    if (events & UV_WRITABLE) s->on_writable(s->c2s_);
-    if ((events & UV_READABLE) && !s->closed()) s->on_readable(s->s2c_);
-  };
-  apply(&client_poll_, &client_events_, client, client_cb);
-  if (server_poll_ != nullptr) apply(server_poll_, &server_events_, server, server_cb);
+  Poller& poller = worker_.poller();
+  poller.watch(client_slot_, client);
+  if (server_fd_ >= 0) poller.watch(server_slot_, server);
+}
+
+void Session::on_client_events(PollSlot& slot, std::uint32_t events) {
+  auto* s = static_cast<Session*>(slot.owner);
+  events = with_failure(slot, events);
+  if (events & EPOLLOUT) s->on_writable(s->s2c_);
+  if (!(events & EPOLLIN) || s->phase_ == Phase::kClosed) return;
+  if (s->phase_ == Phase::kLinger) {
+    s->on_linger_readable();
+  } else {
+    s->on_readable(s->c2s_);
+  }
+}
+
+void Session::on_server_events(PollSlot& slot, std::uint32_t events) {
+  auto* s = static_cast<Session*>(slot.owner);
+  if (s->closed()) return;
+  events = with_failure(slot, events);
+  if (s->phase_ == Phase::kConnecting) {
+    if (events & EPOLLOUT) s->on_connect_ready();
+    return;
+  }
+  if (events & EPOLLOUT) s->on_writable(s->c2s_);
+  if ((events & EPOLLIN) && !s->closed()) s->on_readable(s->s2c_);
 }
 
 void Session::arm_timer() {
@@ -356,18 +349,10 @@ void Session::on_linger_readable() {
 }
 
 void Session::close_server_side() {
-  if (server_poll_ != nullptr) {
-    server_poll_->data = nullptr;
-    uv_close(reinterpret_cast<uv_handle_t*>(server_poll_), [](uv_handle_t* h) {
-      std::unique_ptr<uv_poll_t> owned(reinterpret_cast<uv_poll_t*>(h));
-    });
-    server_poll_ = nullptr;
-    server_events_ = 0;
-  }
-  if (server_fd_ >= 0) {
-    close_fd(server_fd_, reset_server_);
-    server_fd_ = -1;
-  }
+  if (server_fd_ < 0) return;
+  worker_.poller().forget(server_slot_);
+  close_fd(server_fd_, reset_server_);
+  server_fd_ = server_slot_.fd = -1;
 }
 
 void Session::release_memory(Pipe& p) {
@@ -389,21 +374,17 @@ void Session::finish_close() {
   }
   leave_active();
   worker_.shared(listener_).active.fetch_sub(1, std::memory_order_relaxed);
-  auto closed_cb = [](uv_handle_t* h) { static_cast<Session*>(h->data)->on_handle_closed(); };
   cancel_timer();
-  uv_close(reinterpret_cast<uv_handle_t*>(&client_poll_), closed_cb);
+  worker_.poller().forget(client_slot_);
   close_fd(client_fd_, reset_client_);
-  client_fd_ = -1;
+  client_fd_ = client_slot_.fd = -1;
+  worker_.on_session_closed(this);
 }
 
 void Session::leave_active() {
   if (!counted_active_) return;
   counted_active_ = false;
   stats_.connections_active.add(-1);
-}
-
-void Session::on_handle_closed() {
-  if (--open_handles_ == 0) worker_.on_session_closed(this);
 }
 
 void Session::log_close() {

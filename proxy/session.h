@@ -19,6 +19,7 @@
 #include "common/packet_buffer.h"
 #include "common/response_tracker.h"
 #include "proxy/io.h"
+#include "proxy/poller.h"
 #include "proxy/runtime_config.h"
 #include "proxy/stats.h"
 
@@ -125,7 +126,8 @@ class Session {
   // it together in .text.hot, so the code refetched after each system call
   // spans fewer cache lines and pages.
   // Lifecycle (session.cc).
-  void on_handle_closed();
+  [[gnu::hot]] static void on_client_events(PollSlot& slot, std::uint32_t events);
+  [[gnu::hot]] static void on_server_events(PollSlot& slot, std::uint32_t events);
   [[gnu::hot]] void update_poll();
   [[gnu::hot]] void arm_timer();
   void cancel_timer();
@@ -205,13 +207,10 @@ class Session {
   int server_fd_ = -1;
 
   // Read or written on every wakeup, so kept in as few cache lines as possible.
-  // One poll handle per upstream attempt: a handle cannot move to a new fd and
-  // is only reusable after its close callback, so each attempt gets its own.
-  uv_poll_t* server_poll_ = nullptr;
+  PollSlot client_slot_;
+  PollSlot server_slot_;  // each upstream attempt's socket in turn
   std::multimap<std::uint64_t, Session*>::iterator
-      deadline_;           // in the worker's queue, if timer_due_
-  int client_events_ = 0;  // events the client poll is started with
-  int server_events_ = 0;
+      deadline_;                 // in the worker's queue, if timer_due_
   std::uint64_t timer_due_ = 0;  // when the timer fires (ms), 0 = stopped
   std::uint64_t idle_deadline_ = 0;
   std::uint64_t handshake_deadline_ = 0;
@@ -231,14 +230,12 @@ class Session {
   bool compressed_ = false;  // compressed framing is on
   bool draining_ = false;
   bool quit_sent_ = false;  // the client sent COM_QUIT: any close now is its own
-  int open_handles_ = 0;
   // Bytes sluice itself sends the client (an ERR), after s2c's whole packets.
   std::size_t to_client_sent_ = 0;
   std::vector<std::uint8_t> to_client_;
   Pipe c2s_{Direction::kClientToServer};
   Pipe s2c_{Direction::kServerToClient};
   ResponseTracker tracker_;
-  uv_poll_t client_poll_{};
 
   // The first bytes of the server packet that is streaming, for the tracker
   // when it ends (they have gone out by then).

@@ -36,6 +36,7 @@ void Session::connect_next_upstream() {
 
   server_fd_ = ::socket(target.addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (server_fd_ < 0) return connect_failed(std::strerror(errno));
+  server_slot_.fd = server_fd_;
   const int one = 1;
   ::setsockopt(server_fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   connect_started_ns_ = uv_hrtime();
@@ -46,11 +47,6 @@ void Session::connect_next_upstream() {
     return connect_failed(r.status == IoStatus::kExhausted ? "connect interrupted too often"
                                                            : std::strerror(r.error));
   }
-  auto poll = std::make_unique<uv_poll_t>();
-  uv_poll_init_socket(worker_.loop(), poll.get(), server_fd_);
-  poll->data = this;
-  server_poll_ = poll.release();  // owned by libuv until its close callback
-  server_events_ = 0;
   if (r.status == IoStatus::kOk) return on_connected();
   connect_deadline_ = now() + static_cast<std::uint64_t>(cfg_->connect_timeout.count());
   update_poll();

@@ -9,6 +9,7 @@
 #include <sys/timerfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -72,6 +73,10 @@ Worker::Worker(std::size_t id, std::shared_ptr<const RuntimeConfig> config, Memo
     return;
   }
   loop_ready_ = true;
+  if (!poller_.error().empty() || !poller_.embed(uv_backend_fd(&loop_))) {
+    init_error_ = poller_.error();
+    return;
+  }
   if (const int rc = uv_async_init(
           &loop_, &async_, [](uv_async_t* a) { static_cast<Worker*>(a->data)->on_async(); });
       rc != 0) {
@@ -161,6 +166,7 @@ void Worker::keep_spare(SpareBuffer::Block b) {
   spare_.keep(b);
   if (!spare_.held() || stopping_) return;
   spare_kept_at_ = uv_now(&loop_);
+  uv_wanted_ = true;  // the timer below is libuv's to run
   // Checked often while held: a packet waiting for memory in another worker
   // must not wait for the spare to go stale.
   uv_timer_start(
@@ -296,9 +302,44 @@ void Worker::join() {
   if (thread_.joinable()) thread_.join();
 }
 
+// libuv's loop runs when it has something to do; in between, the sockets'
+// events are delivered straight from this worker's own epoll set.
 void Worker::run() {
-  uv_run(&loop_, UV_RUN_DEFAULT);
+  for (;;) {
+    uv_run(&loop_, UV_RUN_NOWAIT);
+    reap_sessions();
+    if (!uv_loop_alive(&loop_)) break;
+    serve_sockets();
+  }
   if (on_exit_) on_exit_();
+}
+
+// Delivers socket events until libuv has work: its backend fd is ready (an
+// async wake-up, a deadline, a new connection), one of its timers is due, or
+// this thread changed its state.
+void Worker::serve_sockets() {
+  const int timeout = uv_backend_timeout(&loop_);  // -1: nothing timed
+  if (timeout == 0) return;
+  const std::uint64_t uv_due = uv_now(&loop_) + static_cast<std::uint64_t>(std::max(timeout, 0));
+  uv_wanted_ = false;
+  for (;;) {
+    int wait_ms = -1;
+    if (timeout > 0) {
+      const std::uint64_t now = uv_now(&loop_);
+      wait_ms = uv_due > now ? static_cast<int>(uv_due - now) : 0;
+    }
+    const int ready = poller_.wait(wait_ms);
+    uv_update_time(&loop_);  // the sessions' clock, as libuv's loop would keep it
+    const bool uv_ready = poller_.deliver(ready);
+    reap_sessions();
+    if (uv_ready || uv_wanted_ || (timeout > 0 && uv_now(&loop_) >= uv_due)) return;
+  }
+}
+
+void Worker::free_closed_sessions() {
+  for (Session* session : closed_) sessions_.erase(session);
+  closed_.clear();
+  maybe_stop();
 }
 
 void Worker::post_config(std::shared_ptr<const RuntimeConfig> config) {
@@ -376,6 +417,7 @@ void Worker::close_listeners() {
 void Worker::maybe_stop() {
   if (!draining_ || stopping_ || !sessions_.empty()) return;
   stopping_ = true;
+  uv_wanted_ = true;  // libuv's loop runs the closes below, then ends
   uv_close(reinterpret_cast<uv_handle_t*>(&async_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&resolve_timer_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&spare_timer_), nullptr);
@@ -435,8 +477,7 @@ std::size_t Worker::next_upstream(std::size_t listener, std::size_t count) {
 }
 
 void Worker::on_session_closed(Session* session) {
-  sessions_.erase(session);
-  maybe_stop();
+  closed_.push_back(session);
 }
 
 }  // namespace sluice

@@ -16,6 +16,7 @@
 #include "common/packet_buffer.h"
 #include "common/spare_buffer.h"
 #include "proxy/io.h"
+#include "proxy/poller.h"
 #include "proxy/runtime_config.h"
 #include "proxy/stats.h"
 
@@ -55,6 +56,7 @@ class Worker {
 
   // For sessions (worker thread only).
   uv_loop_t* loop() { return &loop_; }
+  Poller& poller() { return poller_; }
   const RuntimeConfig& runtime() const { return *config_; }
   WorkerStats& stats() { return stats_; }
   BufferPool& pool() { return pool_; }
@@ -72,6 +74,8 @@ class Worker {
     return upstreams_[listener][i];
   }
   std::size_t upstream_count(std::size_t listener) const { return upstreams_[listener].size(); }
+  // The session has closed every fd; it is freed once the current wakeup's
+  // events are delivered (one of them may still name it).
   void on_session_closed(Session* session);
 
   // Session deadlines (ms on the loop clock), earliest first. One timerfd per
@@ -93,6 +97,11 @@ class Worker {
   };
 
   void run();
+  [[gnu::hot]] void serve_sockets();
+  void reap_sessions() {
+    if (!closed_.empty()) free_closed_sessions();
+  }
+  void free_closed_sessions();
   void seed_upstreams();
   void adopt_upstreams();
   void resolve_names();
@@ -113,6 +122,11 @@ class Worker {
   WorkerStats stats_;
   BufferPool pool_;
   uv_loop_t loop_{};
+  Poller poller_;
+  // Set when this thread changed libuv's state outside a libuv callback (a
+  // timer started, handles closed): libuv's loop must run before the next wait.
+  bool uv_wanted_ = false;
+  std::vector<Session*> closed_;  // closed this wakeup, freed after it
   uv_async_t async_{};
   std::vector<std::unique_ptr<Listener>> listeners_;
   std::unordered_map<Session*, std::unique_ptr<Session>> sessions_;
