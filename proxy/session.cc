@@ -71,7 +71,7 @@ Session::Session(Worker& worker, std::size_t listener, int client_fd, std::strin
 Session::~Session() = default;
 
 std::uint64_t Session::now() const {
-  return uv_now(worker_.loop());
+  return worker_.now_ms();
 }
 
 void Session::start() {

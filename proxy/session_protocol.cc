@@ -1,6 +1,4 @@
 // Session's protocol policy: sequence checks, packet limits, handshake phases, command tracking.
-#include <time.h>
-
 #include <cstring>
 
 #include "common/command.h"
@@ -18,15 +16,6 @@ namespace {
 constexpr std::uint8_t kProxyV2Sig[12] = {0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D,
                                           0x0A, 0x51, 0x55, 0x49, 0x54, 0x0A};
 constexpr std::size_t kProxyV1Max = 107;
-
-// Command timing: the clock uv_hrtime() reads (CLOCK_MONOTONIC), read
-// directly, without the hop through libuv.
-std::uint64_t monotonic_ns() {
-  timespec ts{};
-  ::clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000u +
-         static_cast<std::uint64_t>(ts.tv_nsec);
-}
 
 struct ProxyHeader {
   enum class Kind : std::uint8_t { kNone, kIncomplete, kMalformed, kComplete };
@@ -295,7 +284,7 @@ void Session::on_client_packet(const std::uint8_t* payload, std::size_t avail, s
   if (command == kComQuit) quit_sent_ = true;
   idle_deadline_ = 0;
   // The tag is the send time: the packet leaves in this same loop turn.
-  on_tracker_step(tracker_.on_command(prefix, length, monotonic_ns()));
+  on_tracker_step(tracker_.on_command(prefix, length, worker_.now_ns()));
 }
 
 void Session::on_tracker_step(ResponseTracker::Step step) {
@@ -362,7 +351,7 @@ void Session::on_server_packet(const std::uint8_t* payload, std::size_t avail,
 void Session::command_completed() {
   const ResponseTracker::Completion& done = tracker_.last_completion();
   stats_.command_duration[command_index(done.command)].observe(
-      kDurationBuckets, static_cast<double>(monotonic_ns() - done.tag) / 1e9);
+      kDurationBuckets, static_cast<double>(worker_.now_ns() - done.tag) / 1e9);
   if (!tracker_.idle()) return;  // pipelined commands are still outstanding
   idle_deadline_ = now() + static_cast<std::uint64_t>(cfg_->wait_timeout.count());
 }

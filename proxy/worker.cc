@@ -7,6 +7,7 @@
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <sys/timerfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -132,8 +133,8 @@ void Worker::arm_deadline_timer() {
   const std::uint64_t due = deadlines_.begin()->first;
   if (timer_armed_for_ != 0 && timer_armed_for_ <= due) return;
   timer_armed_for_ = due;
-  // Absolute CLOCK_MONOTONIC, as the loop clock; one millisecond late so a
-  // loop clock read from the coarse clock has reached `due` when it fires.
+  // Absolute CLOCK_MONOTONIC, as the worker's clock, one millisecond after
+  // `due`: the clock in whole milliseconds has then reached it.
   const std::uint64_t ns = (due + 1) * 1'000'000ull;
   itimerspec when{};
   when.it_value.tv_sec = static_cast<time_t>(ns / 1'000'000'000ull);
@@ -147,8 +148,8 @@ void Worker::on_deadlines() {
     // EAGAIN: woken for nothing; the deadlines below are checked anyway.
   }
   timer_armed_for_ = 0;
-  uv_update_time(&loop_);
-  const std::uint64_t now = uv_now(&loop_);
+  tick();
+  const std::uint64_t now = now_ms();
   // Collected first: a session re-arming from its callback (even for a time
   // already past) is served on the next wakeup, never in this loop.
   due_now_.clear();
@@ -165,7 +166,7 @@ void Worker::on_deadlines() {
 void Worker::keep_spare(SpareBuffer::Block b) {
   spare_.keep(b);
   if (!spare_.held() || stopping_) return;
-  spare_kept_at_ = uv_now(&loop_);
+  spare_kept_at_ = now_ms();
   uv_wanted_ = true;  // the timer below is libuv's to run
   // Checked often while held: a packet waiting for memory in another worker
   // must not wait for the spare to go stale.
@@ -174,7 +175,7 @@ void Worker::keep_spare(SpareBuffer::Block b) {
       [](uv_timer_t* t) {
         auto* w = static_cast<Worker*>(t->data);
         if (w->spare_.held() && !w->budget_.has_waiters() &&
-            uv_now(&w->loop_) - w->spare_kept_at_ < kSpareKeepMs) {
+            w->now_ms() - w->spare_kept_at_ < kSpareKeepMs) {
           return;
         }
         w->spare_.drop();
@@ -304,8 +305,16 @@ void Worker::join() {
 
 // libuv's loop runs when it has something to do; in between, the sockets'
 // events are delivered straight from this worker's own epoll set.
+void Worker::tick() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);
+  now_ns_ = static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000u +
+            static_cast<std::uint64_t>(ts.tv_nsec);
+}
+
 void Worker::run() {
   for (;;) {
+    tick();
     uv_run(&loop_, UV_RUN_NOWAIT);
     reap_sessions();
     if (!uv_loop_alive(&loop_)) break;
@@ -320,19 +329,17 @@ void Worker::run() {
 void Worker::serve_sockets() {
   const int timeout = uv_backend_timeout(&loop_);  // -1: nothing timed
   if (timeout == 0) return;
-  const std::uint64_t uv_due = uv_now(&loop_) + static_cast<std::uint64_t>(std::max(timeout, 0));
+  tick();
+  const std::uint64_t uv_due = now_ms() + static_cast<std::uint64_t>(std::max(timeout, 0));
   uv_wanted_ = false;
   for (;;) {
     int wait_ms = -1;
-    if (timeout > 0) {
-      const std::uint64_t now = uv_now(&loop_);
-      wait_ms = uv_due > now ? static_cast<int>(uv_due - now) : 0;
-    }
+    if (timeout > 0) wait_ms = uv_due > now_ms() ? static_cast<int>(uv_due - now_ms()) : 0;
     const int ready = poller_.wait(wait_ms);
-    uv_update_time(&loop_);  // the sessions' clock, as libuv's loop would keep it
+    tick();
     const bool uv_ready = poller_.deliver(ready);
     reap_sessions();
-    if (uv_ready || uv_wanted_ || (timeout > 0 && uv_now(&loop_) >= uv_due)) return;
+    if (uv_ready || uv_wanted_ || (timeout > 0 && now_ms() >= uv_due)) return;
   }
 }
 

@@ -57,6 +57,10 @@ class Worker {
   // For sessions (worker thread only).
   uv_loop_t* loop() { return &loop_; }
   Poller& poller() { return poller_; }
+  // The worker's clock (CLOCK_MONOTONIC), read once per wakeup: what the
+  // sessions' deadlines (ms) and command timings (ns) are measured on.
+  std::uint64_t now_ns() const { return now_ns_; }
+  std::uint64_t now_ms() const { return now_ns_ / 1'000'000u; }
   const RuntimeConfig& runtime() const { return *config_; }
   WorkerStats& stats() { return stats_; }
   BufferPool& pool() { return pool_; }
@@ -97,6 +101,7 @@ class Worker {
   };
 
   void run();
+  [[gnu::hot]] void tick();
   [[gnu::hot]] void serve_sockets();
   void reap_sessions() {
     if (!closed_.empty()) free_closed_sessions();
@@ -123,6 +128,7 @@ class Worker {
   BufferPool pool_;
   uv_loop_t loop_{};
   Poller poller_;
+  std::uint64_t now_ns_ = 0;
   // Set when this thread changed libuv's state outside a libuv callback (a
   // timer started, handles closed): libuv's loop must run before the next wait.
   bool uv_wanted_ = false;
