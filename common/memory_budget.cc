@@ -41,15 +41,25 @@ void MemoryBudget::cancel(Ticket* ticket) {
   *ticket = 0;
 }
 
-bool MemoryBudget::acquire_large_turn(const void* owner) {
+bool MemoryBudget::acquire_large_turn(const void* owner, std::uint64_t claim) {
   std::lock_guard lock(mu_);
-  if (large_owner_ == nullptr) large_owner_ = owner;
-  return large_owner_ == owner;
+  for (const auto& held : large_) {
+    if (held.first == owner) return true;
+  }
+  if (!large_.empty() && large_claims_ + claim > limit() + kSlack) return false;
+  large_.emplace_back(owner, claim);
+  large_claims_ += claim;
+  return true;
 }
 
 void MemoryBudget::release_large_turn(const void* owner) {
   std::lock_guard lock(mu_);
-  if (large_owner_ == owner) large_owner_ = nullptr;
+  for (auto it = large_.begin(); it != large_.end(); ++it) {
+    if (it->first != owner) continue;
+    large_claims_ -= it->second;
+    large_.erase(it);
+    return;
+  }
 }
 
 }  // namespace sluice

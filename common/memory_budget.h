@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <deque>
 #include <mutex>
+#include <utility>
+#include <vector>
 
 namespace sluice {
 
@@ -14,10 +16,14 @@ namespace sluice {
 //
 // Multi-frame packets (logical packets of 16 MiB or more) grow frame by frame
 // and cannot know their final size, so two of them could each hold half the
-// budget and wait for the other forever. Only one multi-frame packet may
-// therefore grow past the first frame at a time: the holder of the "large"
-// turn. Single-frame packets reserve their exact size at their header and
-// never need more, so they cannot deadlock with anyone.
+// budget and wait for the other forever. A multi-frame packet therefore grows
+// only with a "large turn", and turns are handed out while the packets'
+// claims (the most each can grow to: the packet limit of its direction) fit
+// the budget together, so growing packets never wait for each other forever.
+// With the defaults (64M packets, 1G budget) sixteen grow at once; a claim
+// that does not fit beside others still gets a turn alone. Single-frame
+// packets reserve their exact size at their header and never need more, so
+// they cannot deadlock with anyone.
 class MemoryBudget {
  public:
   using Ticket = std::uint64_t;  // 0 = none
@@ -57,8 +63,9 @@ class MemoryBudget {
   // Leaves the queue (a session closing while it waits).
   void cancel(Ticket* ticket);
 
-  // The large turn: true if `owner` holds it or it was free and is now taken.
-  [[nodiscard]] bool acquire_large_turn(const void* owner);
+  // A large turn for `owner`, whose packet may grow to `claim` bytes: true if
+  // it holds one, or one was free and is now taken.
+  [[nodiscard]] bool acquire_large_turn(const void* owner, std::uint64_t claim);
   void release_large_turn(const void* owner);
 
  private:
@@ -70,9 +77,11 @@ class MemoryBudget {
   std::atomic<std::uint64_t> spare_{0};
   std::atomic<bool> queued_{false};  // fast-path hint: someone is waiting
   std::mutex mu_;
-  std::deque<Ticket> queue_;           // guarded by mu_
-  Ticket next_ticket_ = 1;             // guarded by mu_
-  const void* large_owner_ = nullptr;  // guarded by mu_
+  std::deque<Ticket> queue_;  // guarded by mu_
+  Ticket next_ticket_ = 1;    // guarded by mu_
+  // Holders of a large turn and their claims; guarded by mu_.
+  std::vector<std::pair<const void*, std::uint64_t>> large_;
+  std::uint64_t large_claims_ = 0;  // guarded by mu_
 };
 
 }  // namespace sluice

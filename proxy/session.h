@@ -80,7 +80,7 @@ struct Pipe {
   Direction dir;
   bool eof = false;                   // the source closed
   bool discarding = false;            // an oversized packet is being thrown away
-  bool holds_large_turn = false;      // this pipe holds the budget's multi-frame turn
+  bool holds_large_turn = false;      // this pipe holds one of the budget's multi-frame turns
   bool turn_wait = false;             // waiting for that turn
   bool blocked = false;               // no room to read until the destination drains
   bool first_payload_seen = false;    // discarding: its command byte was examined
@@ -156,6 +156,7 @@ class Session {
   [[gnu::hot]] void on_writable(Pipe& p);
   [[gnu::hot]] bool ensure_room(Pipe& p);
   [[gnu::hot]] bool reserve_memory(Pipe& p, std::uint64_t bytes);
+  std::uint64_t large_claim(const Pipe& p) const;
   void release_memory(Pipe& p);
   [[gnu::hot]] void scan(Pipe& p, std::size_t from);
   [[gnu::hot]] void flush(Pipe& p);

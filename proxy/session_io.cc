@@ -129,7 +129,7 @@ bool Session::ensure_room(Pipe& p) {
   if (want > room && want > pool.block_size() && !capped) {
     // A packet larger than the block: grow to hold it whole.
     if (p.framer.continued() && !p.holds_large_turn && !p.stream_eligible) {
-      if (!worker_.budget().acquire_large_turn(&p)) {
+      if (!worker_.budget().acquire_large_turn(&p, large_claim(p))) {
         if (!p.turn_wait) worker_.budget().note_wait();
         p.turn_wait = true;
         if (p.paused_at == 0) p.paused_at = now();
@@ -167,6 +167,13 @@ bool Session::ensure_room(Pipe& p) {
     return false;
   }
   return true;
+}
+
+// The most a multi-frame packet read by `p` can grow to before it is refused.
+std::uint64_t Session::large_claim(const Pipe& p) const {
+  const std::uint64_t memory = worker_.budget().limit();
+  const std::uint64_t limit = &p == &c2s_ ? cfg_->max_allowed_packet : cfg_->max_server_packet;
+  return limit == 0 ? memory : std::min(limit, memory);
 }
 
 bool Session::reserve_memory(Pipe& p, std::uint64_t bytes) {
@@ -353,7 +360,9 @@ void Session::after_drain(Pipe& p) {
     }
     if (p.reserved != 0) worker_.budget().release(p.reserved);
     p.reserved = 0;
-    if (p.holds_large_turn && p.framer.at_boundary()) {
+    // A packet being discarded grows no more: its turn goes at once, not
+    // when its last byte has been thrown away.
+    if (p.holds_large_turn && (p.framer.at_boundary() || p.discarding)) {
       worker_.budget().release_large_turn(&p);
       p.holds_large_turn = false;
     }

@@ -41,15 +41,39 @@ TEST_CASE("memory budget: a cancelled waiter leaves the queue") {
   CHECK(b.reserve(5, &t2));
 }
 
-TEST_CASE("memory budget: one multi-frame packet grows at a time") {
+TEST_CASE("memory budget: a multi-frame packet claiming the whole budget grows alone") {
   MemoryBudget b(1 << 30);
   int a = 0;
   int c = 0;
-  CHECK(b.acquire_large_turn(&a));
-  CHECK(b.acquire_large_turn(&a));
-  CHECK_FALSE(b.acquire_large_turn(&c));
+  CHECK(b.acquire_large_turn(&a, 1 << 30));
+  CHECK(b.acquire_large_turn(&a, 1 << 30));
+  CHECK_FALSE(b.acquire_large_turn(&c, 1 << 30));
   b.release_large_turn(&a);
-  CHECK(b.acquire_large_turn(&c));
+  CHECK(b.acquire_large_turn(&c, 1 << 30));
+}
+
+TEST_CASE("memory budget: large turns go to as many packets as their claims fit together") {
+  MemoryBudget b(64 << 20);
+  int p[5] = {};
+  for (int i = 0; i < 4; ++i) CHECK(b.acquire_large_turn(&p[i], 16 << 20));
+  CHECK_FALSE(b.acquire_large_turn(&p[4], 16 << 20));  // a fifth would not fit beside them
+  b.release_large_turn(&p[2]);
+  CHECK(b.acquire_large_turn(&p[4], 16 << 20));
+  CHECK(b.acquire_large_turn(&p[0], 16 << 20));  // a holder asking again keeps its turn
+  b.release_large_turn(&p[4]);
+  b.release_large_turn(&p[4]);  // releasing twice gives nothing back twice
+  CHECK(b.acquire_large_turn(&p[2], 16 << 20));
+  CHECK_FALSE(b.acquire_large_turn(&p[4], 16 << 20));
+}
+
+TEST_CASE("memory budget: a claim larger than the budget still gets a turn alone") {
+  MemoryBudget b(16 << 20);
+  int a = 0;
+  int c = 0;
+  CHECK(b.acquire_large_turn(&a, 1 << 30));
+  CHECK_FALSE(b.acquire_large_turn(&c, 1 << 20));
+  b.release_large_turn(&a);
+  CHECK(b.acquire_large_turn(&c, 1 << 20));
 }
 
 }  // namespace
