@@ -137,6 +137,9 @@ bool Session::out_of_order(Pipe& p, const FrameEvent& ev, std::uint8_t expected)
 }
 
 bool Session::check_limits(Pipe& p, const FrameEvent& ev) {
+  // A packet being discarded was refused at its crossing frame: its later
+  // frames are thrown away with it, not refused (and logged) again.
+  if (p.discarding) return true;
   const std::uint64_t limit = &p == &c2s_ ? cfg_->max_allowed_packet : cfg_->max_server_packet;
   if (limit != 0 && ev.logical_length >= limit) return oversized(p, ev, limit);
   // A packet whose payload alone reaches memory_limit can never be held whole.

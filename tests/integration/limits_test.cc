@@ -399,6 +399,42 @@ TEST_CASE("limits: reject with a 20M limit drops the held first frame and answer
   check_oversized_delta(target, before, 0, 2, 0);
 }
 
+TEST_CASE(
+    "limits: reject throws away every later frame of a refused packet whatever its first byte, "
+    "and logs the packet once") {
+  MariaDbServer server({.args = {kServerBig}});
+  Target target(server, {.listener = {{"max_allowed_packet", "1M"}, {"on_oversized", "reject"}}});
+  if (target.direct()) {
+    MESSAGE("direct mode: reject is sluice's");
+    return;
+  }
+  MysqlConn monitor(server.socket_options());
+  auto client = raw_login(target.port());
+  REQUIRE(wait_server_sessions(monitor, 1, 30s));
+  const Oversized before = oversized(target);
+  const long long bytes_before = server_bytes_from_others(monitor);
+  // A COM_QUERY whose second and third frames start with 0x18, the byte of
+  // COM_STMT_SEND_LONG_DATA (which reject must close for, when it is the
+  // packet's command byte): only the first frame's first byte is a command.
+  std::string payload = sized_query(2 * 0xFFFFFF + 100);
+  payload[0xFFFFFF] = 0x18;
+  payload[2 * 0xFFFFFF] = 0x18;
+  REQUIRE(client->send_packet(0, payload, 120s));
+  expect_err(*client, 1153, "08S01", kPacketTooLargeMessage, 3);
+  CHECK(server_bytes_from_others(monitor) == bytes_before);
+  const auto next = client->query("SELECT 1");
+  REQUIRE_MESSAGE(next.ok(), next.failure);
+  CHECK(next.rows()[0][0] == "1");
+  check_oversized_delta(target, before, 0, 1, 0);
+  const std::string log = target.sluice()->stderr_text();
+  std::size_t lines = 0;
+  for (std::size_t at = log.find("oversized_packet"); at != std::string::npos;
+       at = log.find("oversized_packet", at + 1)) {
+    ++lines;
+  }
+  CHECK(lines == 1);
+}
+
 TEST_CASE("limits: reject falls back to close for an oversized HandshakeResponse") {
   MariaDbServer server({.args = {kServerBig}});
   Target target(server, {.listener = {{"max_allowed_packet", "1K"}, {"on_oversized", "reject"}}});
