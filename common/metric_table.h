@@ -2,6 +2,7 @@
 #pragma once
 
 #include <array>
+#include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <span>
@@ -89,5 +90,21 @@ std::size_t bucket_index(const std::array<double, N>& bounds, double value) {
   while (i < N && value > bounds[i]) ++i;
   return i;
 }
+
+// bucket_index(kPacketSizeBuckets, size) without the search, for every
+// packet: the bounds are 16 * 4^i, so the bucket follows from the bit width.
+constexpr std::size_t packet_size_bucket(std::uint64_t size) {
+  if (size <= 16) return 0;
+  const auto i = static_cast<std::size_t>((std::bit_width(size - 1) - 3) / 2);
+  return i < kPacketSizeBuckets.size() ? i : kPacketSizeBuckets.size();
+}
+static_assert(
+    [] {
+      for (std::size_t i = 0; i < kPacketSizeBuckets.size(); ++i) {
+        if (kPacketSizeBuckets[i] != static_cast<double>(16ull << (2 * i))) return false;
+      }
+      return true;
+    }(),
+    "packet_size_bucket relies on bounds of 16 * 4^i");
 
 }  // namespace sluice

@@ -228,7 +228,7 @@ void Session::count_packet(Pipe& p, std::size_t wire_bytes, std::uint64_t length
   p.bytes += wire_bytes;
   stats_.packets[d].add();
   stats_.bytes[d].add(wire_bytes);
-  stats_.packet_size[d].observe(kPacketSizeBuckets, static_cast<double>(length));
+  stats_.packet_size[d].observe(length);
 }
 
 void Session::on_packet(Pipe& p, std::size_t start, std::size_t end, std::uint64_t length) {
@@ -456,7 +456,7 @@ void Session::on_inner_packet(Pipe& p, std::uint64_t length) {
   const std::size_t d = idx(p.dir);
   p.packets += 1;
   stats_.packets[d].add();
-  stats_.packet_size[d].observe(kPacketSizeBuckets, static_cast<double>(length));
+  stats_.packet_size[d].observe(length);
   const std::uint8_t* prefix = p.cframer->prefix();
   const std::size_t avail = p.cframer->prefix_length();
   if (&p == &c2s_) {

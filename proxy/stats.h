@@ -71,6 +71,24 @@ class StatHistogram {
   std::atomic<double> sum_{0};
 };
 
+// Packet sizes, observed for every packet: the bucket comes from the size's
+// bit width (packet_size_bucket) and the sum is an exact integer.
+class SizeHistogram {
+ public:
+  void observe(std::uint64_t size) {
+    if constexpr (kCounting) {
+      buckets_[packet_size_bucket(size)].add();
+      sum_.add(size);
+    }
+  }
+  std::uint64_t bucket(std::size_t i) const { return buckets_[i].get(); }
+  double sum() const { return static_cast<double>(sum_.get()); }
+
+ private:
+  std::array<StatCounter, kPacketSizeBuckets.size() + 1> buckets_;
+  StatCounter sum_;
+};
+
 template <typename E>
 constexpr std::size_t idx(E e) {
   return static_cast<std::size_t>(e);
@@ -84,7 +102,7 @@ struct ListenerStats {
   StatHistogram<kConnectBuckets.size()> upstream_connect;
   std::array<StatCounter, 2> packets;
   std::array<StatCounter, 2> bytes;
-  std::array<StatHistogram<kPacketSizeBuckets.size()>, 2> packet_size;
+  std::array<SizeHistogram, 2> packet_size;
   std::array<std::array<StatCounter, idx(OversizeAction::kCount)>, 2> oversized;
   std::array<StatCounter, idx(TimeoutKind::kCount)> timeouts;
   std::array<StatCounter, idx(SysOp::kCount)> eintr_retries;
