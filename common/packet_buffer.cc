@@ -7,6 +7,42 @@
 #include <cstring>
 
 namespace sluice {
+namespace {
+
+constexpr std::size_t kHugePage = 2u << 20;
+
+std::size_t round_up(std::size_t n, std::size_t to) {
+  return (n + to - 1) / to * to;
+}
+
+// `span` bytes (a multiple of 2 MiB) of address space, 2 MiB-aligned and
+// marked for huge pages; nothing is allocated until it is touched. nullptr
+// when the mapping fails.
+std::uint8_t* map_region(std::size_t span) {
+  void* raw = ::mmap(nullptr, span + kHugePage, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (raw == MAP_FAILED) return nullptr;
+  const auto start = reinterpret_cast<std::uintptr_t>(raw);
+  const std::uintptr_t aligned = round_up(start, kHugePage);
+  if (aligned > start) ::munmap(raw, aligned - start);
+  const std::uintptr_t end = start + span + kHugePage;
+  if (end > aligned + span) ::munmap(reinterpret_cast<void*>(aligned + span), end - aligned - span);
+  auto* region = reinterpret_cast<std::uint8_t*>(aligned);
+#ifdef MADV_HUGEPAGE
+  ::madvise(region, span, MADV_HUGEPAGE);  // advisory: "never" leaves 4 KiB pages
+#endif
+  return region;
+}
+
+}  // namespace
+
+void free_block(std::uint8_t* data, std::size_t mapped) {
+  if (mapped != 0) {
+    ::munmap(data, mapped);
+  } else {
+    std::free(data);
+  }
+}
 
 BufferPool::~BufferPool() {
   for (std::uint8_t* block : free_) std::free(block);
@@ -65,15 +101,40 @@ void PacketBuffer::compact() {
   sent_ = 0;
 }
 
-bool PacketBuffer::grow(std::size_t capacity) {
+bool PacketBuffer::grow(std::size_t capacity, std::size_t expected) {
   if (capacity <= capacity_) return true;
-  // realloc of a large block is an mremap in glibc: no copy of the bytes.
-  void* grown = std::realloc(data_, capacity);
-  if (grown == nullptr) return false;
-  data_ = static_cast<std::uint8_t*>(grown);
   const std::size_t old = capacity_;
+  if (capacity <= mapped_) {
+    capacity_ = capacity;  // the address space is there: only pages to add
+    prefault(old);
+    return true;
+  }
+  if (capacity < kMappedMin) {
+    void* grown = std::realloc(data_, capacity);  // a small, malloc'd block
+    if (grown == nullptr) return false;
+    data_ = static_cast<std::uint8_t*>(grown);
+    capacity_ = capacity;
+    return true;
+  }
+  // Address space for the whole packet when its size is known to be bounded;
+  // just for `capacity` if that much cannot be mapped.
+  std::size_t span = round_up(capacity > expected ? capacity : expected, kHugePage);
+  std::uint8_t* region = map_region(span);
+  if (region == nullptr && span > round_up(capacity, kHugePage)) {
+    span = round_up(capacity, kHugePage);
+    region = map_region(span);
+  }
+  if (region == nullptr) return false;
+  std::uint8_t* previous = data_;
+  const std::size_t previous_mapped = mapped_;
+  data_ = region;
+  mapped_ = span;
   capacity_ = capacity;
-  prefault(old);
+  // Populated before the bytes held are copied in, so they land on huge
+  // pages too, in one call instead of a fault per page.
+  prefault(0);
+  if (received_ > 0) std::memcpy(data_, previous, received_);
+  free_block(previous, previous_mapped);
   return true;
 }
 
@@ -93,24 +154,25 @@ void PacketBuffer::prefault(std::size_t from) {
 }
 
 void PacketBuffer::reset() {
-  std::free(data_);
+  free_block(data_, mapped_);
   data_ = nullptr;
-  capacity_ = sent_ = complete_ = received_ = 0;
+  capacity_ = mapped_ = sent_ = complete_ = received_ = 0;
 }
 
-std::uint8_t* PacketBuffer::detach() {
-  std::uint8_t* block = data_;
+BufferBlock PacketBuffer::detach() {
+  const BufferBlock block{data_, capacity_, mapped_};
   data_ = nullptr;
-  capacity_ = sent_ = complete_ = received_ = 0;
+  capacity_ = mapped_ = sent_ = complete_ = received_ = 0;
   return block;
 }
 
-std::uint8_t* PacketBuffer::replace_block(std::uint8_t* block, std::size_t capacity) {
+std::uint8_t* PacketBuffer::replace_block(const BufferBlock& block) {
   const std::size_t keep = received_ - sent_;
-  if (keep > 0) std::memcpy(block, data_ + sent_, keep);
+  if (keep > 0) std::memcpy(block.data, data_ + sent_, keep);
   std::uint8_t* old = data_;
-  data_ = block;
-  capacity_ = capacity;
+  data_ = block.data;
+  capacity_ = block.capacity;
+  mapped_ = block.mapped;
   complete_ -= sent_;
   received_ = keep;
   sent_ = 0;

@@ -32,6 +32,24 @@ class BufferPool {
   std::vector<std::uint8_t*> free_;
 };
 
+// A block's memory: malloc'd (mapped == 0: pool blocks, small packets), or
+// an mmap'd region of `mapped` bytes of address space (large packets).
+struct BufferBlock {
+  std::uint8_t* data = nullptr;
+  std::size_t capacity = 0;  // usable bytes
+  std::size_t mapped = 0;
+};
+// Frees a block's memory however it was allocated.
+void free_block(std::uint8_t* data, std::size_t mapped);
+
+// Large packets (kMappedMin or more) get buffers of their own mapping: aligned
+// to 2 MiB and marked for transparent huge pages, so the kernel's copy into
+// and out of them walks one page table entry per 2 MiB instead of per 4 KiB
+// (after every system call on machines whose kernel flushes the TLB on entry,
+// 512 times fewer misses), and with address space for the whole packet from
+// the start, so growing it frame by frame never moves the bytes held.
+inline constexpr std::size_t kMappedMin = 1u << 20;
+
 // Layout (offsets into data_), the invariant checked by sane():
 //
 //   0 ........ sent_ ........ complete_ ........ received_ ........ capacity_
@@ -44,7 +62,7 @@ class BufferPool {
 class PacketBuffer {
  public:
   PacketBuffer() = default;
-  ~PacketBuffer() { std::free(data_); }
+  ~PacketBuffer() { free_block(data_, mapped_); }
   PacketBuffer(const PacketBuffer&) = delete;
   PacketBuffer& operator=(const PacketBuffer&) = delete;
 
@@ -81,17 +99,19 @@ class PacketBuffer {
   bool give_back(BufferPool& pool);
   // Moves the unsent bytes to the front when that frees room.
   void compact();
-  // Grows the block to at least `capacity` bytes (keeping contents).
+  // Grows the block to at least `capacity` bytes (keeping contents). A block
+  // of kMappedMin or more is mapped with address space for `expected` bytes
+  // (the most the packet may need), so growth up to that moves nothing.
   // Returns false when memory is exhausted; the buffer is then unchanged.
-  [[nodiscard]] bool grow(std::size_t capacity);
+  [[nodiscard]] bool grow(std::size_t capacity, std::size_t expected = 0);
   // Frees the block (contents are lost).
   void reset();
   // Hands the (empty) block over to the caller. Precondition: empty().
-  std::uint8_t* detach();
-  // Moves the unsent bytes to the front of `block` (of `capacity` bytes, at
-  // least received() - sent()) and adopts it; returns the old block, which
-  // the caller disposes of.
-  std::uint8_t* replace_block(std::uint8_t* block, std::size_t capacity);
+  BufferBlock detach();
+  // Moves the unsent bytes to the front of `block` (its capacity at least
+  // received() - sent()) and adopts it; returns the old, malloc'd block,
+  // which the caller disposes of.
+  std::uint8_t* replace_block(const BufferBlock& block);
 
   bool sane() const {
     return sent_ <= complete_ && complete_ <= received_ && received_ <= capacity_ &&
@@ -103,6 +123,7 @@ class PacketBuffer {
 
   std::uint8_t* data_ = nullptr;
   std::size_t capacity_ = 0;
+  std::size_t mapped_ = 0;  // address space of a mapped block; 0: malloc'd
   std::size_t sent_ = 0;
   std::size_t complete_ = 0;
   std::size_t received_ = 0;

@@ -7,6 +7,7 @@
 #include <cstdlib>
 
 #include "common/memory_budget.h"
+#include "common/packet_buffer.h"
 
 namespace sluice {
 
@@ -25,6 +26,7 @@ class SpareBuffer {
     std::uint8_t* data = nullptr;
     std::size_t capacity = 0;
     std::uint64_t reserved = 0;  // budget bytes that come with it
+    std::size_t mapped = 0;      // as BufferBlock::mapped
   };
 
   // Buffers below `min_capacity` are not worth keeping: malloc serves them
@@ -69,7 +71,7 @@ class SpareBuffer {
 
  private:
   void free_block(const Block& b) {
-    std::free(b.data);
+    sluice::free_block(b.data, b.mapped);
     if (b.reserved != 0) budget_.release(b.reserved);
   }
 

@@ -145,14 +145,21 @@ bool Session::ensure_room(Pipe& p) {
       // Reuse the last large packet's pages; its reservation comes along
       // and the pool block's goes.
       const SpareBuffer::Block b = spare.take();
-      pool.release(p.buf.replace_block(b.data, b.capacity));
+      pool.release(p.buf.replace_block({b.data, b.capacity, b.mapped}));
       worker_.budget().release(pool.block_size());
       p.reserved = p.reserved - pool.block_size() + b.reserved;
     }
     if (capacity > p.buf.capacity() && !reserve_memory(p, capacity - p.buf.capacity())) {
       return false;
     }
-    if (!p.buf.grow(capacity)) {
+    // A packet of several frames may grow to its claim: address space for
+    // that much from the start, so its buffer never moves.
+    const std::uint64_t claim = large_claim(p);
+    const std::size_t expected =
+        p.framer.continued()
+            ? p.buf.complete() + claim + wire::kHeaderSize * (claim / wire::kMaxFrame + 2)
+            : 0;
+    if (!p.buf.grow(capacity, expected)) {
       const ErrContext ctx{0, 0, Millis{0}, cfg_->name};
       send_error_and_close(CloseReason::kOutOfMemory, ErrorKind::kOutOfMemory, client_expects_,
                            ctx);
@@ -354,8 +361,8 @@ void Session::after_drain(Pipe& p) {
     // a large packet, is freed), and its reservation with it.
     if (!p.buf.give_back(worker_.pool())) {
       // A large packet's buffer: kept (with its reservation) for the next one.
-      const std::size_t capacity = p.buf.capacity();
-      worker_.keep_spare({p.buf.detach(), capacity, p.reserved});
+      const BufferBlock block = p.buf.detach();
+      worker_.keep_spare({block.data, block.capacity, p.reserved, block.mapped});
       p.reserved = 0;
     }
     if (p.reserved != 0) worker_.budget().release(p.reserved);

@@ -26,8 +26,12 @@ constexpr int kAcceptBatch = 64;  // accepts per readiness event, for fairness
 constexpr std::size_t kPoolMaxFree = 256;
 constexpr std::uint64_t kResolveIntervalMs = 5000;
 // A large packet's buffer is kept this long for the next large packet: long
-// enough for a client's next statement, short enough that RSS comes back.
-constexpr std::uint64_t kSpareKeepMs = 1000;
+// enough for a client's next statements (a SELECT and a DELETE between two
+// blob INSERTs take over a second on a busy machine), short enough that RSS
+// comes back soon after. Fresh pages cost far more than reused ones: each
+// must be zeroed, and on a VM that hands free memory back to its host
+// (free page reporting), faulted in by the host again.
+constexpr std::uint64_t kSpareKeepMs = 5000;
 constexpr std::uint64_t kSpareCheckMs = 50;
 // Smaller buffers come from malloc's heap (M_MMAP_THRESHOLD is 1 MiB, see
 // server.cc): freeing and allocating them again faults in nothing.

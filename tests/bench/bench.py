@@ -689,8 +689,8 @@ listeners:
                 if hwm_ok:
                     peak = max(peak, status_kib(pid, "VmHWM"))
                 res["rss_peak_kib"] = peak
-                # sluice keeps its last large buffer for up to 1 s for the next one.
-                time.sleep(2.0)
+                # sluice keeps its last large buffer for up to 5 s for the next one.
+                time.sleep(6.0)
                 res["rss_after_kib"] = status_kib(pid, "VmRSS")
         except BenchError as e:
             res["error"] = str(e)
@@ -994,8 +994,8 @@ def report(bench, args):
             f"packet client → server); SELECT = one {a.blob_mb} MiB row server → client. MB/s = 10⁶ payload bytes "
             "per second of the client's wall time for that statement (median of the runs' medians). "
             "CPU per blob = the proxy's CPU for that statement. Peak RSS: VmHWM reset via "
-            "/proc/PID/clear_refs before the test, and VmRSS sampled every 50 ms; after = VmRSS 2 s after "
-            "the last statement (sluice keeps its last large buffer up to 1 s for the next large packet).")
+            "/proc/PID/clear_refs before the test, and VmRSS sampled every 50 ms; after = VmRSS 6 s after "
+            "the last statement (sluice keeps its last large buffer up to 5 s for the next large packet).")
         add("")
 
     idle = R["idle"]

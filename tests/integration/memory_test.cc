@@ -558,7 +558,7 @@ TEST_CASE(
     REQUIRE_MESSAGE(response.ok(), why(response));
     CHECK(response.rows[0][0] == std::to_string(fill));
     // Nothing of the packet is held any more, whatever buffer is kept (for
-    // 1 s): the gauge is 0 well within that, once the response's own buffer
+    // 5 s): the gauge is 0 well within that, once the response's own buffer
     // has gone back too (just after the write that delivered it).
     const auto settle = Clock::now() + 500ms;
     while (buffered_bytes(sluice.metrics_port()) != 0 && Clock::now() < settle) {

@@ -55,6 +55,37 @@ TEST_CASE("packet buffer: growth keeps bytes - a grown buffer is not returned to
   CHECK_FALSE(b.allocated());
 }
 
+TEST_CASE("packet buffer: a large packet's block is mapped once for its expected size") {
+  BufferPool pool(16, 4);
+  PacketBuffer b;
+  b.adopt(pool.acquire(), pool.block_size());
+  put(b, "0123456789");
+  REQUIRE(b.grow(3 << 20, 64 << 20));
+  CHECK(b.capacity() == 3u << 20);
+  CHECK(reinterpret_cast<std::uintptr_t>(b.data()) % (2u << 20) == 0);  // huge-page aligned
+  CHECK(std::memcmp(b.data(), "0123456789", 10) == 0);
+  std::uint8_t* const first = b.data();
+  b.data()[(3u << 20) - 1] = 'x';
+  b.on_received((3u << 20) - 10);
+  // Frame by frame up to the expected size: the bytes never move.
+  REQUIRE(b.grow(40 << 20));
+  CHECK(b.data() == first);
+  CHECK(b.capacity() == 40u << 20);
+  CHECK(b.data()[(3u << 20) - 1] == 'x');
+  // Past it: a new mapping, with every byte held copied over.
+  REQUIRE(b.grow(70 << 20));
+  CHECK(b.data() != first);
+  CHECK(std::memcmp(b.data(), "0123456789", 10) == 0);
+  CHECK(b.data()[(3u << 20) - 1] == 'x');
+  b.set_complete(b.received());
+  b.on_sent(b.received());
+  const BufferBlock block = b.detach();
+  CHECK(block.capacity == 70u << 20);
+  CHECK(block.mapped >= block.capacity);
+  free_block(block.data, block.mapped);
+  CHECK_FALSE(b.allocated());
+}
+
 TEST_CASE("packet buffer: erase_partial drops a discarded packet and keeps what follows") {
   BufferPool pool(64, 4);
   PacketBuffer b;

@@ -93,7 +93,7 @@ TEST_CASE(
   b.set_complete(9);
   b.on_sent(4);  // "sent" is out; "whole" is pending; "-part" is partial
   auto* bigger = static_cast<std::uint8_t*>(std::malloc(1024));
-  pool.release(b.replace_block(bigger, 1024));
+  pool.release(b.replace_block({bigger, 1024, 0}));
   CHECK(b.sane());
   CHECK(b.capacity() == 1024);
   CHECK(b.sent() == 0);
@@ -103,11 +103,13 @@ TEST_CASE(
   b.on_sent(5);
   b.drop_partial();
   REQUIRE(b.empty());
-  std::uint8_t* taken = b.detach();
-  CHECK(taken == bigger);
+  const BufferBlock taken = b.detach();
+  CHECK(taken.data == bigger);
+  CHECK(taken.capacity == 1024);
+  CHECK(taken.mapped == 0);
   CHECK_FALSE(b.allocated());
   CHECK(b.capacity() == 0);
-  std::free(taken);
+  free_block(taken.data, taken.mapped);
 }
 
 }  // namespace
