@@ -54,7 +54,7 @@ IoResult with_retries(std::uint32_t budget, Call call, Classify classify) {
   std::uint32_t retries = 0;
   for (;;) {
     const auto ret = call(retries);
-    const int e = errno;
+    const int e = ret < 0 ? errno : 0;  // errno is thread-local: read it only on failure
     if (!(ret < 0 && e == EINTR)) {
       IoResult r = classify(ret, e);
       r.retries = retries;
