@@ -11,6 +11,7 @@
 
 #include "fault_syscalls.h"
 #include "proxy/io.h"
+#include "socket_pair.h"
 
 namespace sluice {
 namespace {
@@ -18,19 +19,7 @@ namespace {
 using testing::Fault;
 using testing::FaultSyscalls;
 
-struct SocketPair {
-  int a = -1, b = -1;
-  SocketPair() {
-    int fds[2];
-    REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, fds) == 0);
-    a = fds[0];
-    b = fds[1];
-  }
-  ~SocketPair() {
-    ::close(a);
-    ::close(b);
-  }
-};
+using testing::SocketPair;
 
 TEST_CASE("io: EINTR n times then success retries n times and moves the bytes") {
   FaultSyscalls sys;

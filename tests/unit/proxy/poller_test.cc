@@ -1,5 +1,4 @@
-// Poller: level-triggered delivery, interest changes, forgetting a slot mid-wakeup, the embedded
-// fd.
+// Poller: level-triggered delivery, interest changes, forgetting a slot mid-wakeup, embedding.
 #include <doctest/doctest.h>
 
 #include <sys/epoll.h>
@@ -11,23 +10,12 @@
 #include <vector>
 
 #include "proxy/poller.h"
+#include "socket_pair.h"
 
 namespace sluice {
 namespace {
 
-struct SocketPair {
-  int a = -1, b = -1;
-  SocketPair() {
-    int fds[2];
-    REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, fds) == 0);
-    a = fds[0];
-    b = fds[1];
-  }
-  ~SocketPair() {
-    ::close(a);
-    ::close(b);
-  }
-};
+using testing::SocketPair;
 
 // A slot that records what it was given and may run an action on delivery.
 struct Recorder {
