@@ -1,8 +1,6 @@
 // One proxied client connection: its upstream, its two pipes, its protocol state and its teardown.
 #pragma once
 
-#include <uv.h>
-
 #include <array>
 #include <cstdint>
 #include <map>

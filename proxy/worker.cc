@@ -307,8 +307,6 @@ void Worker::join() {
   if (thread_.joinable()) thread_.join();
 }
 
-// libuv's loop runs when it has something to do; in between, the sockets'
-// events are delivered straight from this worker's own epoll set.
 void Worker::tick() {
   timespec ts{};
   ::clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -316,6 +314,8 @@ void Worker::tick() {
             static_cast<std::uint64_t>(ts.tv_nsec);
 }
 
+// libuv's loop runs when it has something to do; in between, the sockets'
+// events are delivered straight from this worker's own epoll set.
 void Worker::run() {
   for (;;) {
     tick();

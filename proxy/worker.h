@@ -82,7 +82,7 @@ class Worker {
   // events are delivered (one of them may still name it).
   void on_session_closed(Session* session);
 
-  // Session deadlines (ms on the loop clock), earliest first. One timerfd per
+  // Session deadlines (ms on the worker's clock), earliest first. One timerfd per
   // worker wakes the loop for the earliest, so epoll_wait itself never has a
   // timeout: a timed epoll_wait arms and cancels a kernel hrtimer on every
   // sleep (about 1,000 kernel instructions per point select, measured).
