@@ -399,6 +399,9 @@ TEST_CASE("memory: a client stalled inside a 20 MiB packet does not hold up anot
     MESSAGE("direct mode: sluice's memory");
     return;
   }
+  const int metrics_port = target.sluice()->metrics_port();
+  const double waits_before =
+      metric_value(http_get(metrics_port), "sluice_memory_limit_waits_total");
   std::size_t fill = 0;
   const std::string framed = frames(0, sized_query(20 * kMiB, &fill));
   auto stalled = raw_login(target.port());
@@ -417,6 +420,8 @@ TEST_CASE("memory: a client stalled inside a 20 MiB packet does not hold up anot
   REQUIRE(answer.rows.size() == 1);
   CHECK(answer.rows[0][0] == std::to_string(fill));
   CHECK(seconds < 30);
+  // Neither packet's reads were paused for memory or a turn.
+  CHECK(metric_value(http_get(metrics_port), "sluice_memory_limit_waits_total") == waits_before);
 
   // The stalled packet then completes as usual.
   REQUIRE(stalled->send_raw(std::string_view(framed).substr(part), 60s));
