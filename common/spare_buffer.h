@@ -4,7 +4,6 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <cstdlib>
 
 #include "common/memory_budget.h"
 #include "common/packet_buffer.h"
@@ -23,10 +22,8 @@ namespace sluice {
 class SpareBuffer {
  public:
   struct Block {
-    std::uint8_t* data = nullptr;
-    std::size_t capacity = 0;
+    BufferBlock memory;
     std::uint64_t reserved = 0;  // budget bytes that come with it
-    std::size_t mapped = 0;      // as BufferBlock::mapped
   };
 
   // Buffers below `min_capacity` are not worth keeping: malloc serves them
@@ -37,16 +34,16 @@ class SpareBuffer {
   SpareBuffer(const SpareBuffer&) = delete;
   SpareBuffer& operator=(const SpareBuffer&) = delete;
 
-  bool held() const { return block_.data != nullptr; }
-  std::size_t capacity() const { return block_.capacity; }
+  bool held() const { return block_.memory.data != nullptr; }
+  std::size_t capacity() const { return block_.memory.capacity; }
 
   // Keeps `b` (ownership of its memory and reservation passes here). Of two
   // buffers the larger is kept; the other is freed and its reservation
   // released. Nothing is kept while someone waits for memory, or below the
   // minimum size.
   void keep(Block b) {
-    if (b.capacity < min_capacity_ || budget_.has_waiters() ||
-        (held() && block_.capacity >= b.capacity)) {
+    if (b.memory.capacity < min_capacity_ || budget_.has_waiters() ||
+        (held() && capacity() >= b.memory.capacity)) {
       return free_block(b);
     }
     drop();
@@ -71,7 +68,7 @@ class SpareBuffer {
 
  private:
   void free_block(const Block& b) {
-    sluice::free_block(b.data, b.mapped);
+    sluice::free_block(b.memory.data, b.memory.mapped);
     if (b.reserved != 0) budget_.release(b.reserved);
   }
 

@@ -10,8 +10,8 @@
 namespace sluice {
 
 // One socket's registration: the fd, what it waits for, and where its
-// readiness goes. It lives inside its owner (a session, a listener), so the
-// wakeup that delivers an event lands on memory the owner touches anyway.
+// readiness goes. It lives inside its owner (a session), so the wakeup that
+// delivers an event lands on memory the owner touches anyway.
 struct PollSlot {
   using Callback = void (*)(PollSlot& slot, std::uint32_t events);
   Callback on_events = nullptr;

@@ -145,7 +145,7 @@ bool Session::ensure_room(Pipe& p) {
       // Reuse the last large packet's pages; its reservation comes along
       // and the pool block's goes.
       const SpareBuffer::Block b = spare.take();
-      pool.release(p.buf.replace_block({b.data, b.capacity, b.mapped}));
+      pool.release(p.buf.replace_block(b.memory));
       worker_.budget().release(pool.block_size());
       p.reserved = p.reserved - pool.block_size() + b.reserved;
     }
@@ -361,8 +361,7 @@ void Session::after_drain(Pipe& p) {
     // a large packet, is freed), and its reservation with it.
     if (!p.buf.give_back(worker_.pool())) {
       // A large packet's buffer: kept (with its reservation) for the next one.
-      const BufferBlock block = p.buf.detach();
-      worker_.keep_spare({block.data, block.capacity, p.reserved, block.mapped});
+      worker_.keep_spare({p.buf.detach(), p.reserved});
       p.reserved = 0;
     }
     if (p.reserved != 0) worker_.budget().release(p.reserved);

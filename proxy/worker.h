@@ -55,7 +55,6 @@ class Worker {
   void set_on_exit(std::function<void()> fn) { on_exit_ = std::move(fn); }
 
   // For sessions (worker thread only).
-  uv_loop_t* loop() { return &loop_; }
   Poller& poller() { return poller_; }
   // The worker's clock (CLOCK_MONOTONIC), read once per wakeup: what the
   // sessions' deadlines (ms) and command timings (ns) are measured on.

@@ -17,7 +17,7 @@ namespace {
 SpareBuffer::Block reserved_block(MemoryBudget& budget, std::size_t n) {
   MemoryBudget::Ticket ticket = 0;
   REQUIRE(budget.reserve(n, &ticket));
-  return {static_cast<std::uint8_t*>(std::malloc(n)), n, n};
+  return {{static_cast<std::uint8_t*>(std::malloc(n)), n, 0}, n};
 }
 
 TEST_CASE("spare buffer: keeps its reservation, which is not counted as packet bytes") {
@@ -30,7 +30,7 @@ TEST_CASE("spare buffer: keeps its reservation, which is not counted as packet b
   CHECK(budget.packet_bytes() == 0);
   const SpareBuffer::Block b = spare.take();
   CHECK_FALSE(spare.held());
-  CHECK(b.capacity == 4096);
+  CHECK(b.memory.capacity == 4096);
   CHECK(b.reserved == 4096);
   CHECK(budget.packet_bytes() == 4096);  // in use again
   spare.keep(b);
