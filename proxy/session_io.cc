@@ -78,8 +78,14 @@ void Session::on_readable(Pipe& p) {
       idle_deadline_ = now() + static_cast<std::uint64_t>(cfg_->wait_timeout.count());
     }
   }
-  flush(p);  // optimistic: write at once, wait for writability only on EAGAIN
-  if (closed()) return;
+  // Optimistic: write at once, and wait for writability only after EAGAIN.
+  // While a write deadline runs the destination was full at the last try and
+  // its EPOLLOUT will come: writing now would only return EAGAIN again (a
+  // large row arriving faster than the client reads it did so on every read).
+  if (p.write_deadline == 0) {
+    flush(p);
+    if (closed()) return;
+  }
   update_poll();
   arm_timer();
 }

@@ -76,8 +76,10 @@ inline int listen_loopback(std::uint16_t* port) {
   return fd;
 }
 
-inline int connect_loopback(std::uint16_t port) {
+// rcvbuf > 0 sets SO_RCVBUF before connecting, so the window never grows past it.
+inline int connect_loopback(std::uint16_t port, int rcvbuf = 0) {
   const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (rcvbuf > 0) ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
   sockaddr_in a{};
   a.sin_family = AF_INET;
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);

@@ -26,6 +26,8 @@ class FaultSyscalls final : public Syscalls {
  public:
   std::deque<Fault> reads, writes, accepts, connects;
   int read_calls = 0, write_calls = 0, accept_calls = 0, connect_calls = 0;
+  int writes_would_block = 0;  // real writes that found the socket full (EAGAIN)
+  int writes_incomplete = 0;   // real writes that did not take everything (EAGAIN or short)
   std::mutex mu;
 
   // Scripts from another thread.
@@ -49,7 +51,16 @@ class FaultSyscalls final : public Syscalls {
   ssize_t writev(int fd, const iovec* iov, int count) override {
     std::unique_lock lock(mu);
     ++write_calls;
-    return apply(writes, iov, count, [&](const iovec* v, int c) { return ::writev(fd, v, c); });
+    return apply(writes, iov, count, [&](const iovec* v, int c) {
+      const ssize_t n = ::writev(fd, v, c);
+      std::size_t total = 0;
+      for (int i = 0; i < c; ++i) total += v[i].iov_len;
+      if (n < 0 && errno == EAGAIN) ++writes_would_block;
+      if ((n < 0 && errno == EAGAIN) || (n >= 0 && static_cast<std::size_t>(n) < total)) {
+        ++writes_incomplete;
+      }
+      return n;
+    });
   }
   int accept4(int fd, sockaddr* addr, socklen_t* len, int flags) override {
     std::lock_guard lock(mu);
