@@ -82,9 +82,11 @@ class Worker {
   void on_session_closed(Session* session);
 
   // Session deadlines (ms on the worker's clock), earliest first. One timerfd per
-  // worker wakes the loop for the earliest, so epoll_wait itself never has a
-  // timeout: a timed epoll_wait arms and cancels a kernel hrtimer on every
-  // sleep (about 1,000 kernel instructions per point select, measured).
+  // worker wakes the loop for the earliest, so session deadlines never give
+  // epoll_wait a timeout: a timed epoll_wait arms and cancels a kernel hrtimer
+  // on every sleep (about 1,000 kernel instructions per point select,
+  // measured). Only libuv's own timers do, while they run: name lookups every
+  // 5 s when an upstream is a host name, and the check of a kept large buffer.
   using Deadlines = std::multimap<std::uint64_t, Session*>;
   Deadlines::iterator no_deadline() { return deadlines_.end(); }
   Deadlines::iterator schedule(Session* session, std::uint64_t due);
