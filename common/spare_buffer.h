@@ -44,7 +44,7 @@ class SpareBuffer {
   void keep(Block b) {
     if (b.memory.capacity < min_capacity_ || budget_.has_waiters() ||
         (held() && capacity() >= b.memory.capacity)) {
-      return free_block(b);
+      return dispose(b);
     }
     drop();
     block_ = b;
@@ -62,13 +62,13 @@ class SpareBuffer {
   // Frees the buffer and releases its reservation. True if one was held.
   bool drop() {
     if (!held()) return false;
-    free_block(take());
+    dispose(take());
     return true;
   }
 
  private:
-  void free_block(const Block& b) {
-    sluice::free_block(b.memory.data, b.memory.mapped);
+  void dispose(const Block& b) {
+    free_block(b.memory.data, b.memory.mapped);
     if (b.reserved != 0) budget_.release(b.reserved);
   }
 
