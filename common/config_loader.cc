@@ -144,9 +144,16 @@ std::string unknown_key_message(std::string_view name, Names allowed) {
 class Checker {
  public:
   void report(std::string key, const YAML::Node& at, std::string message) {
-    int line = overridden(key) ? ConfigProblem::kLineOverride : line_of(at);
+    const std::string origin = key;
+    report_caused(std::move(key), origin, at, std::move(message));
+  }
+  // A problem at `key` that the value of `origin` caused (e.g. a missing key another one
+  // requires): it is located where `origin` was set, so an override is not blamed on the file.
+  void report_caused(std::string key, std::string_view origin, const YAML::Node& at,
+                     std::string message) {
+    int line = overridden(origin) ? ConfigProblem::kLineOverride : line_of(at);
     // A node without a line that holds an overridden key was created by that override.
-    if (line == ConfigProblem::kLineNone && holds_override(key)) {
+    if (line == ConfigProblem::kLineNone && holds_override(origin)) {
       line = ConfigProblem::kLineOverride;
     }
     problems_.push_back({std::move(key), line, std::move(message)});
@@ -208,6 +215,8 @@ class Section {
 
   // At the key's line, or at the section's own line when the key is absent.
   void report(std::string_view name, std::string message) const;
+  // A key that `cause` requires: at its own line when present, else where `cause` was set.
+  void report_required(std::string_view name, std::string_view cause, std::string message) const;
   // The value's text. Null when the key is absent, and (after reporting) when its value is
   // empty or not a single value.
   const std::string* scalar(std::string_view name) const;
@@ -275,6 +284,14 @@ YAML::Node Section::value(std::string_view name) const {
 void Section::report(std::string_view name, std::string message) const {
   const Entry* entry = find(name);
   checker_->report(key(name), entry != nullptr ? entry->key : node_, std::move(message));
+}
+
+void Section::report_required(std::string_view name, std::string_view cause,
+                              std::string message) const {
+  if (has(name)) return report(name, std::move(message));
+  const Entry* entry = find(cause);
+  checker_->report_caused(key(name), key(cause), entry != nullptr ? entry->key : node_,
+                          std::move(message));
 }
 
 const std::string* Section::scalar(std::string_view name) const {
@@ -394,10 +411,12 @@ void read_metrics(const Section& top, MetricsConfig& metrics) {
   section.text("password_file", metrics.password_file);
   // Basic auth needs both halves; one alone is a half-configured endpoint.
   if (!metrics.username.empty() && metrics.password_file.empty()) {
-    section.report("password_file", "is required when metrics.username is set");
+    section.report_required("password_file", "username",
+                            "is required when metrics.username is set");
   }
   if (metrics.username.empty() && !metrics.password_file.empty()) {
-    section.report("username", "is required when metrics.password_file is set");
+    section.report_required("username", "password_file",
+                            "is required when metrics.password_file is set");
   }
 }
 

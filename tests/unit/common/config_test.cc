@@ -615,6 +615,20 @@ TEST_CASE("--set paths that do not fit the tree are errors naming the key") {
   CHECK(has_problem(empty, "listeners", ConfigProblem::kLineNone));
 }
 
+TEST_CASE("a key that an override requires is reported as (--set), not at a file line") {
+  const std::string file = std::string(kMinimal) + "metrics:\n  listen: 127.0.0.1:9104\n";
+  const LoadedConfig loaded = load(file, {"metrics.username=u"});
+  CHECK(contains(only_problem(loaded, "metrics.password_file", ConfigProblem::kLineOverride),
+                 "is required when metrics.username is set"));
+  CHECK(contains(loaded.problems[0].text(), "metrics.password_file (--set): is required"));
+  // The other way round, and with no metrics section in the file at all.
+  CHECK(contains(only_problem(load(kMinimal, {"metrics.password_file=/p"}), "metrics.username",
+                              ConfigProblem::kLineOverride),
+                 "is required when metrics.password_file is set"));
+  // Set in the file, it is reported at the line that set it.
+  CHECK(only_problem(load(file + "  username: u\n"), "metrics.password_file", 6).size() > 0);
+}
+
 TEST_CASE("a problem outside the overridden keys keeps its file line") {
   const LoadedConfig loaded = load_listener("    wait_timeout: never\n", {"log.level=debug"});
   CHECK(only_problem(loaded, "listeners[0].wait_timeout", 4).size() > 0);
