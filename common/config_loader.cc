@@ -18,6 +18,7 @@
 #include <span>
 #include <sstream>
 
+#include "common/socket_address.h"
 #include "common/units.h"
 
 namespace sluice {
@@ -400,8 +401,9 @@ void read_log(const Section& top, LogConfig& log) {
   section.choice("format", kLogFormats, log.format);
 }
 
-void read_metrics(const Section& top, MetricsConfig& metrics) {
-  const Section section = top.section("metrics", kMetricsKeys);
+// Returns the section, for the checks across sections.
+Section read_metrics(const Section& top, MetricsConfig& metrics) {
+  Section section = top.section("metrics", kMetricsKeys);
   section.address("listen", metrics.listen);
   section.text("path", metrics.path);
   if (metrics.path.empty() || metrics.path.front() != '/') {
@@ -418,6 +420,7 @@ void read_metrics(const Section& top, MetricsConfig& metrics) {
     section.report_required("username", "password_file",
                             "is required when metrics.password_file is set");
   }
+  return section;
 }
 
 // Listener names are metric labels and log fields: keep them to a plain token.
@@ -583,31 +586,37 @@ void read_errors(const Section& top, ErrorTable& errors) {
 
 // ---- Checks across sections ----
 
-bool is_ipv6(const std::string& host) {
-  return host.find(':') != std::string::npos;
+// A listen address as the socket it binds: a name resolved as the listener will resolve it, so
+// addresses written differently (localhost, ::ffff:127.0.0.1) are compared by what they bind.
+// Null after reporting when the name does not resolve, which would stop sluice at start-up.
+std::optional<SocketAddress> bound_address(const Section& section, std::string_view name,
+                                           const HostPort& listen) {
+  SocketAddress address;
+  std::string error;
+  if (resolve_host_port(listen, &address, &error)) return address;
+  section.report(name, "cannot resolve " + error);
+  return std::nullopt;
 }
 
-// Whether two listening addresses would take each other's connections. Port 0 asks the kernel
-// for a free port, so it never collides; a wildcard host covers the specific ones.
-bool overlaps(const HostPort& a, const HostPort& b) {
-  if (a.port == 0 || a.port != b.port) return false;
-  if (a.host == b.host || a.host == "::" || b.host == "::") return true;
-  return (a.host == "0.0.0.0" && !is_ipv6(b.host)) || (b.host == "0.0.0.0" && !is_ipv6(a.host));
-}
-
-void check_addresses(const Config& config, const std::vector<Section>& sections) {
+void check_addresses(const Config& config, const Section& metrics,
+                     const std::vector<Section>& sections) {
+  const std::optional<SocketAddress> metrics_address =
+      bound_address(metrics, "listen", config.metrics.listen);
+  std::vector<std::optional<SocketAddress>> addresses(sections.size());
   for (std::size_t i = 0; i < sections.size(); ++i) {
-    if (!sections[i].usable()) continue;
     const HostPort& listen = config.listeners[i].listen;
-    if (overlaps(listen, config.metrics.listen)) {
+    if (!sections[i].usable() || listen.host.empty()) continue;  // missing or invalid: reported
+    addresses[i] = bound_address(sections[i], "listen", listen);
+    if (!addresses[i]) continue;
+    if (metrics_address && listen_overlaps(*addresses[i], *metrics_address)) {
       sections[i].report("listen", "address " + listen.text() + " is also metrics.listen (" +
                                        config.metrics.listen.text() + ")");
     }
     for (std::size_t j = 0; j < i; ++j) {
-      const HostPort& other = config.listeners[j].listen;
-      if (!overlaps(listen, other)) continue;
+      if (!addresses[j] || !listen_overlaps(*addresses[i], *addresses[j])) continue;
       sections[i].report("listen", "address " + listen.text() + " is also " +
-                                       sections[j].key("listen") + " (" + other.text() + ")");
+                                       sections[j].key("listen") + " (" +
+                                       config.listeners[j].listen.text() + ")");
       break;
     }
   }
@@ -654,10 +663,10 @@ Config read_config(const YAML::Node& root, Checker& checker) {
            config.memory_limit);
   top.duration("shutdown_timeout", Millis{0}, config.shutdown_timeout);
   read_log(top, config.log);
-  read_metrics(top, config.metrics);
+  const Section metrics = read_metrics(top, config.metrics);
   const std::vector<Section> listeners = read_listeners(top, config.listeners);
   read_errors(top, config.errors);
-  check_addresses(config, listeners);
+  check_addresses(config, metrics, listeners);
   check_names(config, listeners);
   add_memory_warnings(config);
   return config;

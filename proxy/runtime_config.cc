@@ -2,27 +2,17 @@
 #include "proxy/runtime_config.h"
 
 #include <arpa/inet.h>
-#include <netdb.h>
 
-#include <cstring>
+#include "common/socket_address.h"
 
 namespace sluice {
 
 bool resolve_address(const HostPort& hp, ResolvedAddress* out, std::string* error) {
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  addrinfo* res = nullptr;
-  const std::string port = std::to_string(hp.port);
-  const int rc = getaddrinfo(hp.host.c_str(), port.c_str(), &hints, &res);
-  if (rc != 0 || res == nullptr) {
-    *error = hp.text() + ": " + gai_strerror(rc);
-    return false;
-  }
-  std::memcpy(&out->addr, res->ai_addr, res->ai_addrlen);
-  out->len = res->ai_addrlen;
+  SocketAddress address;
+  if (!resolve_host_port(hp, &address, error)) return false;
+  out->addr = address.storage;
+  out->len = address.len;
   out->text = hp.text();
-  freeaddrinfo(res);
   return true;
 }
 

@@ -2,6 +2,9 @@
 // --set overrides and warnings.
 #include "common/config.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include <doctest/doctest.h>
 
 #include <string>
@@ -9,6 +12,7 @@
 #include <vector>
 
 #include "common/config_loader.h"
+#include "common/socket_address.h"
 
 namespace sluice {
 namespace {
@@ -376,6 +380,61 @@ listeners:
   CHECK(has_problem(loaded, "listeners[2].listen", 7));
   CHECK(has_problem(loaded, "listeners[3].listen", 9));
   CHECK(contains(all_problems(loaded), "is also metrics.listen"));
+}
+
+TEST_CASE("listen addresses are compared by what they bind, not as written") {
+  // localhost is whatever its first lookup gives here (127.0.0.1, or ::1 on many hosts), as
+  // the listener binds that; written as that address it is the same listening socket.
+  SocketAddress localhost;
+  std::string error;
+  REQUIRE_MESSAGE(resolve_host_port({"localhost", 7000}, &localhost, &error), error);
+  char text[INET6_ADDRSTRLEN] = {};
+  const bool v6 = localhost.storage.ss_family == AF_INET6;
+  const void* raw = v6 ? static_cast<const void*>(
+                             &reinterpret_cast<const sockaddr_in6*>(&localhost.storage)->sin6_addr)
+                       : &reinterpret_cast<const sockaddr_in*>(&localhost.storage)->sin_addr;
+  REQUIRE(inet_ntop(localhost.storage.ss_family, raw, text, sizeof text) != nullptr);
+  const std::string shown = v6 ? "[" + std::string(text) + "]:7000" : std::string(text) + ":7000";
+  const std::string numeric = v6 ? "\"" + shown + "\"" : shown;
+  const LoadedConfig loaded = load(R"(listeners:
+  - listen: )" + numeric + R"(
+    upstreams: [db:3306]
+  - listen: localhost:7000
+    upstreams: [db:3306]
+  - listen: 127.0.0.1:6033
+    upstreams: [db:3306]
+  - listen: "[::ffff:127.0.0.1]:6033"
+    upstreams: [db:3306]
+  - listen: "[::ffff:0.0.0.0]:6034"
+    upstreams: [db:3306]
+  - listen: 127.0.0.1:6034
+    upstreams: [db:3306]
+  - listen: "[::ffff:127.0.0.1]:9104"
+    upstreams: [db:3306]
+)");
+  INFO(all_problems(loaded));
+  CHECK(loaded.problems.size() == 4);
+  CHECK(has_problem(loaded, "listeners[1].listen", 4));
+  CHECK(has_problem(loaded, "listeners[3].listen", 8));
+  CHECK(has_problem(loaded, "listeners[5].listen", 12));  // inside the mapped v4 wildcard
+  CHECK(has_problem(loaded, "listeners[6].listen", 14));  // the default metrics.listen
+  CHECK(contains(all_problems(loaded),
+                 "address localhost:7000 is also listeners[0].listen (" + shown + ")"));
+  CHECK(contains(all_problems(loaded),
+                 "address [::ffff:127.0.0.1]:6033 is also listeners[2].listen (127.0.0.1:6033)"));
+}
+
+TEST_CASE("a listen or metrics address whose name does not resolve is a problem") {
+  const LoadedConfig loaded = load(R"(metrics: { listen: "no-such-host.invalid:9104" }
+listeners:
+  - listen: no-such-host.invalid:6033
+    upstreams: [no-such-host.invalid:3306]
+)");
+  INFO(all_problems(loaded));
+  CHECK(loaded.problems.size() == 2);
+  CHECK(has_problem(loaded, "metrics.listen", 1));
+  CHECK(has_problem(loaded, "listeners[0].listen", 3));
+  CHECK(contains(all_problems(loaded), "cannot resolve no-such-host.invalid:6033: "));
 }
 
 TEST_CASE("duplicate listener names, including a default one") {
