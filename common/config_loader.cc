@@ -2,6 +2,8 @@
 // collecting every problem with its dotted key path and line.
 #include "common/config_loader.h"
 
+#include <unistd.h>
+
 #include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
@@ -401,6 +403,27 @@ void read_log(const Section& top, LogConfig& log) {
   section.choice("format", kLogFormats, log.format);
 }
 
+// Why the metrics endpoint could not read its password from `path` at start-up, or "" when it
+// can. Checked here so that --check and a reload refuse what a start would. Only looks: a pipe
+// or device (a password from process substitution, /dev/fd/N) is not read, as that would
+// consume it.
+std::string password_file_problem(const std::string& path) {
+  std::error_code error;
+  const std::filesystem::file_status status = std::filesystem::status(path, error);
+  if (error) return "cannot read " + path + ": " + error.message();
+  if (std::filesystem::is_directory(status)) return "cannot read " + path + ": is a directory";
+  if (!std::filesystem::is_regular_file(status)) {
+    return ::access(path.c_str(), R_OK) == 0 ? ""
+                                             : "cannot read " + path + ": " + std::strerror(errno);
+  }
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return "cannot read " + path + ": " + std::strerror(errno);
+  if (in.peek() == std::ifstream::traits_type::eof()) {
+    return "cannot read " + path + ": the file is empty (the password is its first line)";
+  }
+  return "";
+}
+
 // Returns the section, for the checks across sections.
 Section read_metrics(const Section& top, MetricsConfig& metrics) {
   Section section = top.section("metrics", kMetricsKeys);
@@ -419,6 +442,10 @@ Section read_metrics(const Section& top, MetricsConfig& metrics) {
   if (metrics.username.empty() && !metrics.password_file.empty()) {
     section.report_required("username", "password_file",
                             "is required when metrics.password_file is set");
+  }
+  if (!metrics.username.empty() && !metrics.password_file.empty()) {
+    const std::string problem = password_file_problem(metrics.password_file);
+    if (!problem.empty()) section.report("password_file", problem);
   }
   return section;
 }

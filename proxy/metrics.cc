@@ -282,10 +282,13 @@ MetricsServer::MetricsServer(const MetricsConfig& config,
                : config.listen.host == "::"    ? "::1"
                                                : config.listen.host;
   callbacks_.begin_request = hold_until_ready;
+  // Read before civetweb starts: throwing after it would wait out its two-second stop (see the
+  // destructor) before sluice could report the error.
+  const std::string password =
+      config.username.empty() ? std::string() : read_first_line(config.password_file);
   exposer_ = std::make_unique<prometheus::Exposer>(config.listen.text(), 2, &callbacks_);
   if (!config.username.empty()) {
     const std::string user = config.username;
-    const std::string password = read_first_line(config.password_file);
     exposer_->RegisterAuth(
         [user, password](const std::string& u, const std::string& p) {
           return u == user && p == password;

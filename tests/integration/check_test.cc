@@ -54,5 +54,42 @@ TEST_CASE("check: the same listen address written another way is a duplicate") {
   CHECK_FALSE(contains(r.out, "configuration ok"));
 }
 
+TEST_CASE(
+    "check: an unreadable metrics password file is refused by --check and by a run, at once") {
+  const CheckFile file;
+  const std::vector<std::string> auth = {"--set", "metrics.username=u", "--set",
+                                         "metrics.password_file=/nonexistent"};
+  const ProcessResult checked = file.check(auth);
+  CHECK_MESSAGE((checked.status.exited && checked.status.code == 1), describe(checked));
+  CHECK_MESSAGE(contains(checked.err,
+                         "metrics.password_file (--set): cannot read /nonexistent: "
+                         "No such file or directory"),
+                describe(checked));
+  CHECK_FALSE(contains(checked.out, "configuration ok"));
+
+  // A run says the same and exits 1 before any worker or the metrics endpoint starts (it used
+  // to start them, then wait out civetweb's two-second stop).
+  std::vector<std::string> args = {"--config", file.path};
+  args.insert(args.end(), auth.begin(), auth.end());
+  const auto started = std::chrono::steady_clock::now();
+  const ProcessResult ran = run_sluice(args, 20s);
+  const auto took = std::chrono::steady_clock::now() - started;
+  CHECK_MESSAGE((ran.status.exited && ran.status.code == 1), describe(ran));
+  CHECK_MESSAGE(contains(ran.err, "metrics.password_file (--set): cannot read /nonexistent"),
+                describe(ran));
+  CHECK_FALSE(contains(ran.err, "metrics_listen_failed"));
+  CHECK(took < 1500ms);
+}
+
+TEST_CASE("check: a key that a --set override requires is reported as (--set)") {
+  const CheckFile file;  // its metrics section is on line 1
+  const ProcessResult r = file.check({"--set", "metrics.username=u"});
+  CHECK_MESSAGE((r.status.exited && r.status.code == 1), describe(r));
+  CHECK_MESSAGE(
+      contains(r.err, "metrics.password_file (--set): is required when metrics.username is set"),
+      describe(r));
+  CHECK_FALSE(contains(r.err, "(line 1)"));
+}
+
 }  // namespace
 }  // namespace sluice::test

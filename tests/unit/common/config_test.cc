@@ -4,9 +4,11 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <unistd.h>
 
 #include <doctest/doctest.h>
 
+#include <cstdlib>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -57,6 +59,26 @@ bool has_problem(const LoadedConfig& loaded, std::string_view key, int line) {
 bool contains(std::string_view text, std::string_view part) {
   return text.find(part) != std::string_view::npos;
 }
+
+// A file under /tmp holding `contents`, removed with the object: a metrics password file.
+class TempFile {
+ public:
+  explicit TempFile(std::string_view contents) {
+    char name[] = "/tmp/sluice-config-test-XXXXXX";
+    const int fd = ::mkstemp(name);
+    REQUIRE(fd >= 0);
+    path_ = name;
+    REQUIRE(::write(fd, contents.data(), contents.size()) == static_cast<ssize_t>(contents.size()));
+    ::close(fd);
+  }
+  ~TempFile() { ::unlink(path_.c_str()); }
+  TempFile(const TempFile&) = delete;
+  TempFile& operator=(const TempFile&) = delete;
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
 
 TEST_CASE("error defaults are mysqld's") {
   CHECK(error_key(ErrorKind::kPacketTooLarge) == "packet_too_large");
@@ -136,11 +158,13 @@ TEST_CASE("a minimal config takes every default") {
 }
 
 TEST_CASE("every key is read") {
+  const TempFile password("secret\n");
   const LoadedConfig loaded = load(R"(workers: 4
 memory_limit: 2G
 shutdown_timeout: 1.5s
 log: { level: debug, format: json }
-metrics: { listen: "[::1]:9200", path: /m, username: u, password_file: /p }
+metrics: { listen: "[::1]:9200", path: /m, username: u, password_file: )" +
+                                   password.path() + R"( }
 listeners:
   - name: alpha
     listen: 0.0.0.0:7000
@@ -174,7 +198,7 @@ errors:
   CHECK(config.metrics.listen == HostPort{"::1", 9200});
   CHECK(config.metrics.path == "/m");
   CHECK(config.metrics.username == "u");
-  CHECK(config.metrics.password_file == "/p");
+  CHECK(config.metrics.password_file == password.path());
   REQUIRE(config.listeners.size() == 2);
   const ListenerConfig& a = config.listeners[0];
   CHECK(a.name == "alpha");
@@ -686,6 +710,28 @@ TEST_CASE("a key that an override requires is reported as (--set), not at a file
                  "is required when metrics.password_file is set"));
   // Set in the file, it is reported at the line that set it.
   CHECK(only_problem(load(file + "  username: u\n"), "metrics.password_file", 6).size() > 0);
+}
+
+TEST_CASE("a metrics password file that cannot be read is a problem, as it stops a start") {
+  const std::string file = std::string(kMinimal) + "metrics:\n  username: u\n";
+  const LoadedConfig missing = load(file, {"metrics.password_file=/nonexistent/pw"});
+  CHECK(contains(only_problem(missing, "metrics.password_file", ConfigProblem::kLineOverride),
+                 "cannot read /nonexistent/pw: No such file or directory"));
+  CHECK(contains(missing.problems[0].text(), "metrics.password_file (--set): cannot read"));
+  CHECK(contains(only_problem(load(file + "  password_file: /tmp\n"), "metrics.password_file", 6),
+                 "cannot read /tmp: is a directory"));
+  const TempFile empty("");
+  CHECK(contains(only_problem(load(file + "  password_file: " + empty.path() + "\n"),
+                              "metrics.password_file", 6),
+                 "the file is empty"));
+  const TempFile good("secret\n");
+  const LoadedConfig ok = load(file + "  password_file: " + good.path() + "\n");
+  INFO(all_problems(ok));
+  CHECK(ok.ok());
+  // Without a username there is no basic auth, and the file is never read: only that is said.
+  CHECK(contains(only_problem(load(kMinimal, {"metrics.password_file=/nonexistent/pw"}),
+                              "metrics.username", ConfigProblem::kLineOverride),
+                 "is required"));
 }
 
 TEST_CASE("a problem outside the overridden keys keeps its file line") {
