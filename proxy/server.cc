@@ -57,7 +57,13 @@ unsigned worker_count(const Config& c) {
 std::vector<std::string> restart_only_changes(const Config& old_c, const Config& new_c) {
   std::vector<std::string> out;
   if (old_c.workers != new_c.workers) out.push_back("workers");
+  // The endpoint is built once, at start-up, from every metrics key.
   if (!(old_c.metrics.listen == new_c.metrics.listen)) out.push_back("metrics.listen");
+  if (old_c.metrics.path != new_c.metrics.path) out.push_back("metrics.path");
+  if (old_c.metrics.username != new_c.metrics.username) out.push_back("metrics.username");
+  if (old_c.metrics.password_file != new_c.metrics.password_file) {
+    out.push_back("metrics.password_file");
+  }
   if (old_c.listeners.size() != new_c.listeners.size()) {
     out.push_back("listeners (count)");
     return out;
@@ -216,8 +222,8 @@ void Server::on_worker_exit() {
 
 // Limits, timeouts, errors, sequence_check and log level apply at once (open
 // sessions from their next packet); upstreams to new sessions. What needs a
-// restart (listen addresses, workers, metrics.listen) keeps running as it is,
-// and the log says so.
+// restart (listen addresses, workers, the metrics endpoint's keys) keeps
+// running as it is, and the log says so.
 void Server::reload() {
   LoadedConfig loaded = load_config_file(options_.config_path, options_.overrides);
   std::vector<std::string> problems;
@@ -239,7 +245,7 @@ void Server::reload() {
       log_event(LogLevel::kWarn, "reload_needs_restart", field("key", key));
     }
     next.workers = current.workers;
-    next.metrics.listen = current.metrics.listen;
+    next.metrics = current.metrics;
     for (std::size_t i = 0; i < next.listeners.size(); ++i) {
       next.listeners[i].listen = current.listeners[i].listen;
       next.listeners[i].name = current.listeners[i].name;
