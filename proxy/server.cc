@@ -11,6 +11,7 @@
 #include <memory>
 #include <thread>
 
+#include "proxy/listen_probe.h"
 #include "proxy/log.h"
 #include "proxy/metrics.h"
 #include "proxy/runtime_config.h"
@@ -106,6 +107,12 @@ class Server {
 };
 
 int Server::run() {
+  // Before anything starts: a port another process (another sluice included) listens on is an
+  // error, as for mysqld, although the workers' SO_REUSEPORT would let them share it.
+  if (std::string error; !probe_listen_addresses(config_->config.listeners, &error)) {
+    log_event(LogLevel::kError, "listen_failed", field("error", error));
+    return 1;
+  }
   for (unsigned i = 0; i < worker_count(config_->config); ++i) {
     workers_.push_back(std::make_unique<Worker>(i, config_, budget_, shared_, real_syscalls()));
   }

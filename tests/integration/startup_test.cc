@@ -1,5 +1,5 @@
-// Start-up: names that do not resolve yet, SIGTERM during start-up, listeners on port 0, too few
-// file descriptors.
+// Start-up: names that do not resolve yet, SIGTERM during start-up, listeners on port 0, a port
+// already served, too few file descriptors.
 #include <doctest/doctest.h>
 
 #include <chrono>
@@ -109,6 +109,36 @@ TEST_CASE("startup: a listener on port 0 gets one port, shared by every worker")
   const std::string m = http_get(metrics_port);
   CHECK(metric_value(m, "sluice_connections_total") == 8);
   CHECK(sluice.terminate(10s).success());
+}
+
+TEST_CASE(
+    "startup: a port another sluice serves is address in use and exit 1, the first keeps it") {
+  MariaDbServer server;
+  SluiceProcess first({.upstream_ports = {server.port()}});
+  TempDir dir("sluice-second");
+  write_file(dir / "sluice.yaml",
+             "metrics:\n  listen: 127.0.0.1:" + std::to_string(free_port()) +
+                 "\nlisteners:\n  - listen: 127.0.0.1:" + std::to_string(first.port()) +
+                 "\n    upstreams: [127.0.0.1:" + std::to_string(server.port()) + "]\n");
+  // SO_REUSEPORT would let the second bind too and take part of the connections.
+  const ProcessResult second = run_sluice({"--config", (dir / "sluice.yaml").string()}, 10s);
+  CHECK_FALSE(second.timed_out);
+  CHECK_MESSAGE((second.status.exited && second.status.code == 1), second.status.describe(), "\n",
+                second.err);
+  CHECK_MESSAGE(second.err.find("listen_failed error=\"listeners[0].listen 127.0.0.1:" +
+                                std::to_string(first.port()) + ": Address already in use\"") !=
+                    std::string::npos,
+                second.err);
+  CHECK(second.err.find(" started ") == std::string::npos);
+  // Every connection still reaches the first one.
+  REQUIRE(first.running());
+  for (int i = 0; i < 4; ++i) {
+    RawMysqlClient client;
+    REQUIRE_MESSAGE(client.connect(first.port()), client.last_error());
+    const auto login = client.handshake();
+    CHECK_MESSAGE(login.logged_in, login.failure);
+  }
+  CHECK(metric_value(http_get(first.metrics_port()), "sluice_connections_total") == 4);
 }
 
 TEST_CASE("startup: too few file descriptors is an error and exit 1, never a crash") {
