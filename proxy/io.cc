@@ -41,6 +41,23 @@ class RealSyscalls final : public Syscalls {
   int connect(int fd, const sockaddr* addr, socklen_t len) override {
     return ::connect(fd, addr, len);
   }
+  // A batch of one is a plain sendto: a ring costs more than it saves there.
+  void writev_batch(WriteOp* ops, std::size_t n) override {
+    if (n > 1) {
+      WriteRing& r = ring();
+      if (r.ok() && r.send(ops, n)) return;
+    }
+    Syscalls::writev_batch(ops, n);  // what the ring did not make
+  }
+  void thread_started() override { ring(); }
+
+ private:
+  // Each worker thread has its own ring (a ring belongs to one thread).
+  static WriteRing& ring() {
+    thread_local WriteRing r(kRingEntries);
+    return r;
+  }
+  static constexpr unsigned kRingEntries = 64;
 };
 
 bool would_block(int e) {
@@ -81,6 +98,16 @@ IoResult transfer_result(ssize_t ret, int e, bool is_read) {
 
 }  // namespace
 
+void Syscalls::writev_batch(WriteOp* ops, std::size_t n) {
+  for (std::size_t i = 0; i < n; ++i) {
+    WriteOp& op = ops[i];
+    if (op.made) continue;
+    op.ret = writev(op.fd, op.iov, op.count);
+    op.error = op.ret < 0 ? errno : 0;
+    op.made = true;
+  }
+}
+
 Syscalls& real_syscalls() {
   static RealSyscalls real;
   return real;
@@ -96,6 +123,21 @@ IoResult Io::write(int fd, const iovec* iov, int count) {
   return with_retries(
       budget_, [&](std::uint32_t) { return sys_->writev(fd, iov, count); },
       [](ssize_t ret, int e) { return transfer_result(ret, e, false); });
+}
+
+IoResult Io::finish(const WriteOp& op) {
+  if (!op.made) return write(op.fd, op.iov, op.count);
+  if (!(op.ret < 0 && op.error == EINTR)) return transfer_result(op.ret, op.error, false);
+  // Interrupted in the batch: that was the first call; the retries follow.
+  if (budget_ == 0) {
+    IoResult r{IoStatus::kExhausted};
+    r.error = EINTR;
+    return r;
+  }
+  Io rest(*sys_, budget_ - 1);
+  IoResult r = rest.write(op.fd, op.iov, op.count);
+  ++r.retries;
+  return r;
 }
 
 IoResult Io::accept(int listen_fd) {

@@ -9,6 +9,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "proxy/write_ring.h"
+
 namespace sluice {
 
 // The raw system calls, behind an interface so tests can inject EINTR,
@@ -19,6 +21,15 @@ class Syscalls {
   virtual ~Syscalls() = default;
   virtual ssize_t readv(int fd, const iovec* iov, int count) = 0;
   virtual ssize_t writev(int fd, const iovec* iov, int count) = 0;
+  // Makes the writes of `ops` in order, each as writev(fd, iov, count) would,
+  // filling `ret`, `error` and `made`. This default makes them one by one
+  // through writev(); the real one submits a batch in one system call (see
+  // WriteRing) where the kernel allows it.
+  virtual void writev_batch(WriteOp* ops, std::size_t n);
+  // Called on each worker thread before its loop runs: the real calls make
+  // that thread's write ring there, so that every fd a worker holds exists
+  // from start-up, not from its first busy wakeup.
+  virtual void thread_started() {}
   virtual int accept4(int fd, sockaddr* addr, socklen_t* len, int flags) = 0;
   virtual int connect(int fd, const sockaddr* addr, socklen_t len) = 0;
 };
@@ -54,6 +65,10 @@ class Io {
 
   [[nodiscard, gnu::hot]] IoResult read(int fd, const iovec* iov, int count);
   [[nodiscard, gnu::hot]] IoResult write(int fd, const iovec* iov, int count);
+  // What write() would have returned for `op`, a write of a batch
+  // (Syscalls::writev_batch): one interrupted by EINTR there is retried
+  // here within the budget, one the batch did not make is made here.
+  [[nodiscard, gnu::hot]] IoResult finish(const WriteOp& op);
   [[nodiscard]] IoResult accept(int listen_fd);
   // A non-blocking connect: kOk (connected at once), kInProgress, or kError.
   // Called again after EINTR, where EALREADY/EINPROGRESS mean under way and

@@ -54,6 +54,9 @@ class Poller {
   // Delivers the `ready` events of the last wait() to their slots. True when
   // the embedded loop's fd was among them.
   [[gnu::hot]] bool deliver(int ready);
+  // True while delivering a wakeup of several events (whose writes are worth
+  // batching); false for a lone event, and outside deliver().
+  bool busy_wakeup() const { return ready_ > 1; }
 
  private:
   static constexpr int kMaxEvents = 256;

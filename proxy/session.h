@@ -84,6 +84,7 @@ struct Pipe {
   bool first_payload_seen = false;    // discarding: its command byte was examined
   bool stream_eligible = false;       // a large server packet that may stream (see Session::scan)
   bool streaming = false;             // its first bytes went out: the rest follows as it arrives
+  bool write_deferred = false;        // owes a write made at the end of this wakeup
   std::uint8_t crossing_seq = 0;      // seq of the frame that crossed a limit
   std::uint8_t last_seq = 0;          // seq of the latest frame header
   std::uint8_t inner_seq = 0;         // compressed sessions: seq of the latest inner header
@@ -114,6 +115,10 @@ class Session {
   void begin_drain();
   std::size_t listener() const { return listener_; }
   bool closed() const { return phase_ == Phase::kClosed || phase_ == Phase::kLinger; }
+  // The end of a wakeup: adds the writes this session deferred to `ops`.
+  void collect_writes(std::vector<WriteOp>& ops);
+  // One of them was made (or failed): as after a flush.
+  void on_batch_written(const WriteOp& op);
   // The worker's deadline queue removed this session's entry, then (in the
   // same wakeup) calls on_deadline().
   void forget_deadline();
@@ -158,6 +163,9 @@ class Session {
   void release_memory(Pipe& p);
   [[gnu::hot]] void scan(Pipe& p, std::size_t from);
   [[gnu::hot]] void flush(Pipe& p);
+  [[gnu::hot, gnu::always_inline]] inline int owed(Pipe& p, iovec* iov);
+  [[gnu::hot]] bool owes(const Pipe& p) const;
+  [[gnu::hot, gnu::always_inline]] inline void on_written(Pipe& p, const IoResult& r);
   [[gnu::hot]] void after_drain(Pipe& p);
   void on_source_eof(Pipe& p);
   int src_fd(const Pipe& p) const;

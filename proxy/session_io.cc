@@ -78,14 +78,57 @@ void Session::on_readable(Pipe& p) {
       idle_deadline_ = now() + static_cast<std::uint64_t>(cfg_->wait_timeout.count());
     }
   }
-  // Optimistic: write at once, and wait for writability only after EAGAIN.
-  // While a write deadline runs the destination was full at the last try and
-  // its EPOLLOUT will come: writing now would only return EAGAIN again (a
-  // large row arriving faster than the client reads it did so on every read).
+  // Optimistic: write in this wakeup, and wait for writability only after
+  // EAGAIN. While a write deadline runs the destination was full at the last
+  // try and its EPOLLOUT will come: writing now would only return EAGAIN
+  // again (a large row arriving faster than the client reads it did so on
+  // every read). In a wakeup of several events the write is deferred to its
+  // end, where every session's go out together (Worker::defer_write).
   if (p.write_deadline == 0) {
-    flush(p);
-    if (closed()) return;
+    if (worker_.poller().busy_wakeup() && owes(p)) {
+      if (!c2s_.write_deferred && !s2c_.write_deferred) worker_.defer_write(this);
+      p.write_deferred = true;
+    } else {
+      flush(p);
+      if (closed()) return;
+    }
   }
+  update_poll();
+  arm_timer();
+}
+
+// Whether a flush of `p` now would write something.
+bool Session::owes(const Pipe& p) const {
+  if (&p == &c2s_) return p.buf.pending() > 0 && phase_ != Phase::kConnecting && server_fd_ >= 0;
+  return p.buf.pending() > 0 || to_client_sent_ < to_client_.size();
+}
+
+void Session::collect_writes(std::vector<WriteOp>& ops) {
+  for (Pipe* p : {&c2s_, &s2c_}) {
+    if (!p->write_deferred) continue;
+    p->write_deferred = false;
+    // Closed meanwhile, or written by another path (an ERR of its own, a
+    // FIN): nothing is owed any more.
+    if (closed()) continue;
+    WriteOp op;
+    op.count = owed(*p, op.iov);
+    if (op.count <= 0) continue;
+    op.fd = dst_fd(*p);
+    op.owner = this;
+    op.tag = p == &c2s_ ? 0 : 1;
+    ops.push_back(op);
+  }
+}
+
+void Session::on_batch_written(const WriteOp& op) {
+  if (closed()) return;  // an earlier write of the batch closed it
+  Pipe& p = op.tag == 0 ? c2s_ : s2c_;
+  const bool was_blocked = p.blocked;
+  on_written(p, io_.finish(op));
+  // The read that deferred the write set the poll interest and the timer;
+  // only a write left unfinished (EPOLLOUT, a write deadline) or a source
+  // unblocked by it changes them.
+  if (closed() || (p.write_deadline == 0 && p.blocked == was_blocked)) return;
   update_poll();
   arm_timer();
 }
@@ -317,15 +360,28 @@ void Session::on_writable(Pipe& p) {
 // Writes every whole packet `p` holds (and, towards the client, sluice's own
 // ERR after them) in one writev, straight from the read buffer.
 void Session::flush(Pipe& p) {
-  const bool to_client = &p == &s2c_;
-  if (!to_client && (phase_ == Phase::kConnecting || server_fd_ < 0)) return;
   iovec iov[2];
+  const int n = owed(p, iov);
+  if (n < 0) return;
+  if (n == 0) return after_drain(p);
+  on_written(p, io_.write(dst_fd(p), iov, n));
+}
+
+// What `p` owes its destination, as iovecs: 0 when nothing, -1 when the
+// destination is not there yet (the upstream is still connecting).
+int Session::owed(Pipe& p, iovec* iov) {
+  const bool to_client = &p == &s2c_;
+  if (!to_client && (phase_ == Phase::kConnecting || server_fd_ < 0)) return -1;
   int n = 0;
   if (p.buf.pending() > 0) iov[n++] = {p.buf.data() + p.buf.sent(), p.buf.pending()};
   const std::size_t extra = to_client ? to_client_.size() - to_client_sent_ : 0;
   if (extra > 0) iov[n++] = {to_client_.data() + to_client_sent_, extra};
-  if (n == 0) return after_drain(p);
-  const IoResult r = io_.write(dst_fd(p), iov, n);
+  return n;
+}
+
+// The outcome of writing what `p` owed.
+void Session::on_written(Pipe& p, const IoResult& r) {
+  const bool to_client = &p == &s2c_;
   count_io(SysOp::kWrite, r);
   if (r.status == IoStatus::kError || r.status == IoStatus::kExhausted) {
     if (to_client) {

@@ -317,10 +317,11 @@ void Worker::tick() {
 // libuv's loop runs when it has something to do; in between, the sockets'
 // events are delivered straight from this worker's own epoll set.
 void Worker::run() {
+  sys_.thread_started();
   for (;;) {
     tick();
     uv_run(&loop_, UV_RUN_NOWAIT);
-    reap_sessions();
+    end_wakeup();
     if (!uv_loop_alive(&loop_)) break;
     serve_sockets();
   }
@@ -342,8 +343,20 @@ void Worker::serve_sockets() {
     const int ready = poller_.wait(wait_ms);
     tick();
     const bool uv_ready = poller_.deliver(ready);
-    reap_sessions();
+    end_wakeup();
     if (uv_ready || uv_wanted_ || (timeout > 0 && now_ms() >= uv_due)) return;
+  }
+}
+
+void Worker::write_deferred() {
+  // A write's outcome may let its session read again, and so owe more.
+  while (!deferred_.empty()) {
+    write_ops_.clear();
+    for (Session* session : deferred_) session->collect_writes(write_ops_);
+    deferred_.clear();
+    if (write_ops_.empty()) return;
+    sys_.writev_batch(write_ops_.data(), write_ops_.size());
+    for (const WriteOp& op : write_ops_) static_cast<Session*>(op.owner)->on_batch_written(op);
   }
 }
 

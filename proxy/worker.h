@@ -80,6 +80,10 @@ class Worker {
   // The session has closed every fd; it is freed once the current wakeup's
   // events are delivered (one of them may still name it).
   void on_session_closed(Session* session);
+  // The session's reads of this wakeup left whole packets to write: they are
+  // written with every other session's when the wakeup's events have all been
+  // delivered, in one system call where the kernel allows (see WriteRing).
+  void defer_write(Session* session) { deferred_.push_back(session); }
 
   // Session deadlines (ms on the worker's clock), earliest first. One timerfd per
   // worker wakes the loop for the earliest, so session deadlines never give
@@ -104,9 +108,13 @@ class Worker {
   void run();
   [[gnu::hot]] void tick();
   [[gnu::hot]] void serve_sockets();
-  void reap_sessions() {
+  // Ends every wakeup: the deferred writes go out, then closed sessions are
+  // freed (a deferred write may close its session).
+  void end_wakeup() {
+    if (!deferred_.empty()) write_deferred();
     if (!closed_.empty()) free_closed_sessions();
   }
+  void write_deferred();
   void free_closed_sessions();
   void seed_upstreams();
   void adopt_upstreams();
@@ -133,7 +141,9 @@ class Worker {
   // Set when this thread changed libuv's state outside a libuv callback (a
   // timer started, handles closed): libuv's loop must run before the next wait.
   bool uv_wanted_ = false;
-  std::vector<Session*> closed_;  // closed this wakeup, freed after it
+  std::vector<Session*> closed_;    // closed this wakeup, freed after it
+  std::vector<Session*> deferred_;  // with writes owed at the end of this wakeup
+  std::vector<WriteOp> write_ops_;  // those writes
   uv_async_t async_{};
   std::vector<std::unique_ptr<Listener>> listeners_;
   std::unordered_map<Session*, std::unique_ptr<Session>> sessions_;

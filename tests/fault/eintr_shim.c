@@ -3,7 +3,8 @@
  * sluice issues readv/writev through syscall(2) (libc's wrappers are thread
  * cancellation points and cost two atomics a call), as SYS_recvfrom/SYS_sendto for
  * a single buffer, so those are caught in syscall() and counted as readv and
- * writev; the libc wrappers are caught too, for any other caller.
+ * writev; the libc wrappers are caught too, for any other caller. io_uring_setup
+ * fails (ENOSYS), so sluice's batched writes are made one by one, as writev.
  *
  * Each call first fails with EINTR SLUICE_EINTR_BURST times in a row (the
  * caller's immediate retries see them), then goes through; the count restarts
@@ -104,6 +105,13 @@ long syscall(long number, ...) {
   long a[6];
   for (int i = 0; i < 6; ++i) a[i] = va_arg(ap, long);
   va_end(ap);
+  /* Writes batched through io_uring are never interrupted by a signal, so
+   * there would be nothing to inject into: the shim stands for a kernel
+   * without io_uring, and sluice then makes every write with its own call. */
+  if (number == SYS_io_uring_setup) {
+    errno = ENOSYS;
+    return -1;
+  }
   const int is_read = number == SYS_readv || number == SYS_recvfrom;
   const int is_write = number == SYS_writev || number == SYS_sendto;
   if ((is_read && inject(OP_READV)) || (is_write && inject(OP_WRITEV))) {

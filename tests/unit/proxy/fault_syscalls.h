@@ -5,6 +5,7 @@
 #include <deque>
 #include <functional>
 #include <mutex>
+#include <vector>
 
 #include "proxy/io.h"
 
@@ -26,8 +27,13 @@ class FaultSyscalls final : public Syscalls {
  public:
   std::deque<Fault> reads, writes, accepts, connects;
   int read_calls = 0, write_calls = 0, accept_calls = 0, connect_calls = 0;
-  int writes_would_block = 0;  // real writes that found the socket full (EAGAIN)
-  int writes_incomplete = 0;   // real writes that did not take everything (EAGAIN or short)
+  int writes_would_block = 0;        // real writes that found the socket full (EAGAIN)
+  int writes_incomplete = 0;         // real writes that did not take everything (EAGAIN or short)
+  std::vector<std::size_t> batches;  // the size of each writev_batch call
+  // Called (once, then cleared) at the start of the next readv, on the
+  // worker's thread and outside the lock: a test can hold the worker there
+  // while it makes several sockets ready for one wakeup.
+  std::function<void()> on_next_read;
   std::mutex mu;
 
   // Scripts from another thread.
@@ -44,6 +50,12 @@ class FaultSyscalls final : public Syscalls {
   }
 
   ssize_t readv(int fd, const iovec* iov, int count) override {
+    std::function<void()> hook;
+    {
+      std::lock_guard lock(mu);
+      hook.swap(on_next_read);
+    }
+    if (hook) hook();
     std::unique_lock lock(mu);
     ++read_calls;
     return apply(reads, iov, count, [&](const iovec* v, int c) { return ::readv(fd, v, c); });
@@ -61,6 +73,15 @@ class FaultSyscalls final : public Syscalls {
       }
       return n;
     });
+  }
+  // One by one through writev() (so its script applies), as on a kernel
+  // without io_uring; the batch's size is recorded.
+  void writev_batch(WriteOp* ops, std::size_t n) override {
+    {
+      std::lock_guard lock(mu);
+      batches.push_back(n);
+    }
+    Syscalls::writev_batch(ops, n);
   }
   int accept4(int fd, sockaddr* addr, socklen_t* len, int flags) override {
     std::lock_guard lock(mu);

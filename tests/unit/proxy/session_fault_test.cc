@@ -2,7 +2,9 @@
 #include <doctest/doctest.h>
 
 #include <chrono>
+#include <condition_variable>
 #include <memory>
+#include <mutex>
 #include <random>
 #include <thread>
 #include <tuple>
@@ -252,6 +254,99 @@ TEST_CASE("loop: while the client's socket is full, reading more of the response
   CHECK(read_calls - reads_when_full > 3);  // the case happened: reads after the socket filled
   // At most the write that found the socket full; after it only EPOLLOUT may write.
   CHECK(would_block <= 1);
+}
+
+// Holds the worker inside its next read until released, so that sockets made
+// ready meanwhile are all reported by its next wakeup.
+struct ReadGate {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool entered = false, open = false;
+  void arm(FaultSyscalls& sys) {
+    std::lock_guard lock(sys.mu);
+    sys.on_next_read = [this] {
+      std::unique_lock l(mu);
+      entered = true;
+      cv.notify_all();
+      cv.wait(l, [this] { return open; });
+    };
+  }
+  void wait_entered() {
+    std::unique_lock l(mu);
+    REQUIRE(cv.wait_for(l, std::chrono::seconds(5), [this] { return entered; }));
+  }
+  void release() {
+    std::lock_guard l(mu);
+    open = true;
+    cv.notify_all();
+  }
+};
+
+TEST_CASE("loop: packets read in one wakeup from several sessions leave in one batch of writes") {
+  Rig rig;
+  Pair a, b, c;
+  handshake(rig, a);
+  handshake(rig, b);
+  handshake(rig, c);
+  ReadGate gate;
+  gate.arm(rig.sys);
+  REQUIRE(send_all(a.client, frame(0, query(30, 'a'))));
+  gate.wait_entered();  // the worker is reading a's query, and sees nothing else yet
+  {
+    std::lock_guard lock(rig.sys.mu);
+    rig.sys.batches.clear();
+  }
+  REQUIRE(send_all(b.client, frame(0, query(40, 'b'))));
+  REQUIRE(send_all(c.client, frame(0, query(50, 'c'))));
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));  // both in their sockets
+  gate.release();
+  const Packet qa = recv_packet(a.server);
+  const Packet qb = recv_packet(b.server);
+  const Packet qc = recv_packet(c.server);
+  REQUIRE(qa.ok);
+  REQUIRE(qb.ok);
+  REQUIRE(qc.ok);
+  CHECK(qa.payload == query(30, 'a'));
+  CHECK(qb.payload == query(40, 'b'));
+  CHECK(qc.payload == query(50, 'c'));
+  std::lock_guard lock(rig.sys.mu);
+  // a's lone event was written at once; b's and c's, read in one wakeup, in one batch.
+  CHECK(rig.sys.batches == std::vector<std::size_t>{2});
+}
+
+TEST_CASE("loop: a write failing in a batch ends its own session only; EINTR in it is retried") {
+  Rig rig;
+  Pair a, b, c;
+  handshake(rig, a);
+  handshake(rig, b);
+  handshake(rig, c);
+  ReadGate gate;
+  gate.arm(rig.sys);
+  REQUIRE(send_all(a.client, frame(0, query(30, 'a'))));
+  gate.wait_entered();
+  // a's lone write: EINTR twice then through; then the batch's first write
+  // (b's or c's, whichever the wakeup reports first) fails with EPIPE.
+  rig.sys.script(rig.sys.writes, Fault{EINTR, 0, 2});
+  rig.sys.script(rig.sys.writes, Fault{});
+  rig.sys.script(rig.sys.writes, Fault{EPIPE});
+  REQUIRE(send_all(b.client, frame(0, query(40, 'b'))));
+  REQUIRE(send_all(c.client, frame(0, query(50, 'c'))));
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  gate.release();
+  REQUIRE(recv_packet(a.server).ok);
+  CHECK(rig.eintr(SysOp::kWrite, 2) == 2);
+  // One of b and c got ERR 1160 (write to the upstream failed, seq 1); the other's query went
+  // through.
+  const Packet qb = recv_packet(b.server, 2000);
+  const Packet qc = recv_packet(c.server, 2000);
+  CHECK(qb.ok != qc.ok);
+  Pair& failed = qb.ok ? c : b;
+  const auto [code, seq] = read_err(failed.client);
+  CHECK(code == 1160);
+  CHECK(seq == 1);
+  CHECK(rig.io_errors(SysOp::kWrite, 1) == 1);
+  std::lock_guard lock(rig.sys.mu);
+  CHECK(rig.sys.batches == std::vector<std::size_t>{2});
 }
 
 }  // namespace
