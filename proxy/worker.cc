@@ -68,7 +68,6 @@ Worker::Worker(std::size_t id, std::shared_ptr<const RuntimeConfig> config, Memo
       stats_(config_->config.listeners.size()),
       pool_(std::max<std::size_t>(config_->config.listeners.front().net_buffer_length, 4096),
             kPoolMaxFree),
-      round_robin_(config_->config.listeners.size(), 0),
       spare_(budget, kSpareMinBytes) {
   // Each of these takes a file descriptor. A failure (no fd left at start-up)
   // is reported by open_listeners(), and the worker never runs: libuv would
@@ -89,8 +88,6 @@ Worker::Worker(std::size_t id, std::shared_ptr<const RuntimeConfig> config, Memo
     return;
   }
   async_.data = this;
-  // Workers start their round robin at different upstreams.
-  for (std::size_t& rr : round_robin_) rr = id_;
   seed_upstreams();
   adopt_upstreams();
   uv_timer_init(&loop_, &resolve_timer_);
@@ -496,8 +493,9 @@ void Worker::admit(Listener& l, int fd) {
   raw->start();
 }
 
+// One atomic increment per new session (not per packet).
 std::size_t Worker::next_upstream(std::size_t listener, std::size_t count) {
-  return round_robin_[listener]++ % count;
+  return shared_[listener].round_robin.fetch_add(1, std::memory_order_relaxed) % count;
 }
 
 void Worker::on_session_closed(Session* session) {

@@ -25,9 +25,12 @@ namespace sluice {
 class Session;
 
 // State shared by all workers for one listener: max_connections is per
-// listener, not per worker, so the open-session count is one atomic.
+// listener, not per worker, so the open-session count is one atomic; so is
+// the round robin over upstreams, so that successive sessions take
+// successive upstreams whichever worker accepts them.
 struct ListenerShared {
   std::atomic<std::uint32_t> active{0};
+  std::atomic<std::uint32_t> round_robin{0};
 };
 
 class Worker {
@@ -147,7 +150,6 @@ class Worker {
   uv_async_t async_{};
   std::vector<std::unique_ptr<Listener>> listeners_;
   std::unordered_map<Session*, std::unique_ptr<Session>> sessions_;
-  std::vector<std::size_t> round_robin_;
   // This worker's view of the upstream addresses: the config's, with names
   // looked up again every kResolveInterval so a moved database is followed.
   std::vector<std::vector<ResolvedAddress>> upstreams_;
