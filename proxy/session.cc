@@ -373,7 +373,6 @@ void Session::finish_close() {
     release_memory(*p);
   }
   leave_active();
-  worker_.shared(listener_).active.fetch_sub(1, std::memory_order_relaxed);
   cancel_timer();
   worker_.poller().forget(client_slot_);
   close_fd(client_fd_, reset_client_);
@@ -381,10 +380,14 @@ void Session::finish_close() {
   worker_.on_session_closed(this);
 }
 
+// No longer an open session: out of sluice_connections_active, and its
+// max_connections slot is free at once, as mysqld frees it on COM_QUIT, even
+// while the closing session lingers for the client to read its last bytes.
 void Session::leave_active() {
   if (!counted_active_) return;
   counted_active_ = false;
   stats_.connections_active.add(-1);
+  worker_.shared(listener_).active.fetch_sub(1, std::memory_order_relaxed);
 }
 
 void Session::log_close() {

@@ -245,5 +245,28 @@ TEST_CASE(
   working_session(target.port());
 }
 
+TEST_CASE(
+    "upstream: a client's COM_QUIT frees its max_connections slot at once, before it closes "
+    "its socket (as mysqld)") {
+  if (direct_mode()) return;
+  MariaDbServer server;
+  Target target(server, {.listener = {{"max_connections", "1"}}});
+  SluiceProcess& sluice = *target.sluice();
+  RawMysqlClient quitter;
+  REQUIRE(quitter.connect(target.port()));
+  const HandshakeResult login = quitter.handshake();
+  REQUIRE_MESSAGE(login.logged_in, login.failure);
+  REQUIRE(quitter.send_packet(0, std::string(1, '\x01')));  // COM_QUIT; the socket stays open
+  CHECK(wait_until(
+      [&] { return scrape(sluice.metrics_port(), "sluice_connections_active", kMain) == 0; }, 5s));
+  // Well within the 2 s a closing session lingers for its client.
+  RawMysqlClient next;
+  REQUIRE(next.connect(target.port()));
+  const HandshakeResult second = next.handshake();
+  CHECK_MESSAGE(second.logged_in, second.failure);
+  CHECK(scrape(sluice.metrics_port(), "sluice_connections_rejected_total",
+               main_and("reason", "max_connections")) == 0);
+}
+
 }  // namespace
 }  // namespace sluice::test
