@@ -16,6 +16,7 @@ readonly TEST_PACKAGES=(
   mariadb-server mariadb-client libmariadb-dev mariadb-test sysbench
   prometheus openssl python3-pymysql
   clang libclang-rt-14-dev haproxy libbenchmark-dev procps
+  liburing-dev # make bench's io_uring reference forwarder (tests/bench/uring_floor.c)
 )
 
 # `make run` needs a server to put sluice in front of, but none of the test tools.

@@ -493,10 +493,11 @@ listeners:
                 port = free_port()
                 self.targets[name] = {"kind": "haproxy", "port": port,
                                       "argv": ["haproxy", "-f", self.write_haproxy_cfg(port), "-db"]}
-            elif name == "floor":
+            elif name in ("floor", "floor-uring"):
                 port = free_port()
+                binary = self.a.floor if name == "floor" else self.a.floor_uring
                 self.targets[name] = {"kind": "floor", "port": port,
-                                      "argv": [self.a.floor, str(port), str(self.db_port)]}
+                                      "argv": [binary, str(port), str(self.db_port)]}
             elif re.fullmatch(r"sluice(-nometrics)?-w\d+", name):
                 # sluice-nometrics-wN: the same proxy built with -DSLUICE_METRICS=OFF, to show
                 # what counting costs per query.
@@ -507,7 +508,8 @@ listeners:
                 self.targets[name] = {"kind": "sluice", "port": port, "metrics_port": mport, "workers": workers,
                                       "argv": [binary, "--config", cfg, "--set", f"workers={workers}"]}
             else:
-                raise BenchError(f"unknown target {name!r} (direct, haproxy, floor, sluice-wN, sluice-nometrics-wN)")
+                raise BenchError(f"unknown target {name!r} (direct, haproxy, floor, floor-uring, sluice-wN, "
+                                 "sluice-nometrics-wN)")
 
     def start_target(self, name):
         t = self.targets[name]
@@ -930,7 +932,8 @@ def report(bench, args):
     add(f"- settings: {a.rounds} interleaved round(s), {a.seconds} s per sysbench run, "
         f"{a.tables}×{a.table_size} rows, blob {a.blob_mb} MiB × {a.blob_repeat} per run; "
         f"targets: {', '.join(targets)}; medians over rounds")
-    add("- floor = `shared/bench/floorproxy.c` (bare epoll forwarder); HAProxy in TCP mode, nbthread 1; "
+    add("- floor = `shared/bench/floorproxy.c` (bare epoll forwarder); floor-uring = the same on io_uring "
+        "(`tests/bench/uring_floor.c`: reads and writes submitted in batches); HAProxy in TCP mode, nbthread 1; "
         "CPU = the proxy process's utime+stime over the run (/proc/PID/stat, read at ns resolution from "
         "/proc/PID/task/*/schedstat) ÷ queries")
     add("")
@@ -1188,11 +1191,13 @@ def parse_args():
     p.add_argument("--sluice", required=False, default="")
     p.add_argument("--sluice-nometrics", required=False, default="")
     p.add_argument("--floor", default="")
+    p.add_argument("--floor-uring", default="", help="tests/bench/uring_floor.c built; empty: no floor-uring")
     p.add_argument("--framer-bench", default="")
     p.add_argument("--blob-client", default="")
     p.add_argument("--results", default=os.path.join(here, "results", "latest.md"))
     a = p.parse_args()
-    for k in ("workdir", "sluice", "sluice_nometrics", "floor", "framer_bench", "blob_client", "results"):
+    for k in ("workdir", "sluice", "sluice_nometrics", "floor", "floor_uring", "framer_bench", "blob_client",
+              "results"):
         if getattr(a, k):
             setattr(a, k, os.path.abspath(getattr(a, k)))
     a.seconds = env_int("BENCH_SECONDS", 15)
@@ -1203,7 +1208,8 @@ def parse_args():
     a.blob_repeat = env_int("BLOB_REPEAT", 3)
     a.settle = env_int("SETTLE_MS", 1000) / 1000
     workers = os.environ.get("SLUICE_WORKERS", "1 2").split()
-    a.targets = os.environ.get("TARGETS", "direct haproxy floor " + " ".join(f"sluice-w{w}" for w in workers)
+    a.targets = os.environ.get("TARGETS", "direct haproxy floor " + ("floor-uring " if a.floor_uring else "")
+                               + " ".join(f"sluice-w{w}" for w in workers)
                                + f" sluice-nometrics-w{workers[0]}").split()
     a.workloads = os.environ.get("WORKLOADS", "ps1 ps16 rw8 blob").split()
     a.parts = os.environ.get("PARTS", "micro sysbench blob idle").split()
@@ -1237,11 +1243,12 @@ def main():
     if a.idle_n and a.idle_n * 2 + 200 > hard:
         log(f"warning: IDLE_N={a.idle_n} needs ~{a.idle_n * 2 + 200} fds in a proxy; the hard limit is {hard}")
     for flag, path in (("--sluice", a.sluice), ("--sluice-nometrics", a.sluice_nometrics),
-                       ("--floor", a.floor), ("--framer-bench", a.framer_bench),
+                       ("--floor", a.floor), ("--floor-uring", a.floor_uring), ("--framer-bench", a.framer_bench),
                        ("--blob-client", a.blob_client)):
         needed = {"--sluice": any(t.startswith("sluice") for t in a.targets) and a.parts != ["micro"],
                   "--sluice-nometrics": any("nometrics" in t for t in a.targets) and a.parts != ["micro"],
                   "--floor": "floor" in a.targets and a.parts != ["micro"],
+                  "--floor-uring": "floor-uring" in a.targets and a.parts != ["micro"],
                   "--framer-bench": "micro" in a.parts,
                   "--blob-client": "blob" in a.workloads}[flag]
         if needed and not (path and os.access(path, os.X_OK)):

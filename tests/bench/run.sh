@@ -4,9 +4,10 @@
 #   tests/bench/run.sh                 (`make bench`)
 #
 # Builds sluice (Release, in build-bench/ unless SLUICE_BIN is set), the framer
-# micro-benchmark and ../shared/bench/floorproxy.c, starts a scratch MariaDB on a free
-# loopback port, prepares sysbench tables, starts HAProxy, the bare forwarder ("floor") and
-# sluice (one instance per workers count) in front of it, then runs interleaved rounds
+# micro-benchmark, ../shared/bench/floorproxy.c and its io_uring twin uring_floor.c, starts a
+# scratch MariaDB on a free loopback port, prepares sysbench tables, starts HAProxy, the bare
+# forwarder ("floor"), the same on io_uring ("floor-uring") and sluice (one instance per
+# workers count) in front of it, then runs interleaved rounds
 # (every target once per round per workload, order rotated) of:
 #   ps1   sysbench oltp_point_select, 1 thread        ps16  the same, 16 threads
 #   rw8   sysbench oltp_read_write, 8 threads          blob  64 MiB INSERT + SELECT (blob_client.c,
@@ -23,7 +24,8 @@
 #   BENCH_SECONDS=15      seconds per sysbench run
 #   ROUNDS=3              interleaved rounds
 #   SLUICE_WORKERS="1 2"  one sluice target per value (sluice-w1, sluice-w2)
-#   TARGETS="direct haproxy floor sluice-w1 sluice-w2"   (default derived from SLUICE_WORKERS)
+#   TARGETS="direct haproxy floor floor-uring sluice-w1 sluice-w2 sluice-nometrics-w1"
+#                         (default derived from SLUICE_WORKERS; floor-uring needs liburing-dev)
 #   WORKLOADS="ps1 ps16 rw8 blob"
 #   PARTS="micro sysbench blob idle counters"   which parts run (e.g. PARTS=micro for the framer
 #                         only; counters = tests/bench/cpu_counters.sh, cycles and instructions
@@ -115,6 +117,14 @@ SLUICE_NOMETRICS_BIN=$(realpath "${SLUICE_NOMETRICS_BIN:-$NOMETRICS_DIR/proxy/sl
 SLUICE_BIN=$(realpath "$SLUICE_BIN")
 mkdir -p "$BUILD_DIR"
 cc -O2 -o "$BUILD_DIR/floorproxy" "$SHARED/bench/floorproxy.c" || die "cannot build floorproxy"
+# What batching system calls through io_uring would buy a forwarder (not sluice's I/O model).
+URING_FLOOR=""
+if cc -O2 -Wall -o "$BUILD_DIR/uring_floor" "$HERE/uring_floor.c" -luring 2>"$BUILD_DIR/uring_floor.log"; then
+  URING_FLOOR=$BUILD_DIR/uring_floor
+else
+  log "warning: cannot build uring_floor.c (apt-get install liburing-dev); no floor-uring target"
+fi
+export URING_FLOOR
 command -v mariadb_config >/dev/null || die "mariadb_config not found (apt-get install libmariadb-dev)"
 # shellcheck disable=SC2046 # word splitting of the flags is intended
 cc -O2 -Wall -o "$BUILD_DIR/blob_client" "$HERE/blob_client.c" $(mariadb_config --cflags --libs) ||
@@ -145,7 +155,7 @@ trap 'exit 130' INT TERM HUP
 # Background + wait, so a TERM to this shell reaches the trap (and the driver) at once.
 "$PY" "$HERE/bench.py" --workdir "$WORKDIR" --repo "$ROOT" --sluice "$SLUICE_BIN" \
   --sluice-nometrics "$SLUICE_NOMETRICS_BIN" \
-  --floor "$BUILD_DIR/floorproxy" --framer-bench "$BUILD_DIR/tests/bench/framer_bench" \
+  --floor "$BUILD_DIR/floorproxy" --floor-uring "$URING_FLOOR" --framer-bench "$BUILD_DIR/tests/bench/framer_bench" \
   --blob-client "$BUILD_DIR/blob_client" \
   --results "${RESULTS:-$HERE/results/latest.md}" &
 driver=$!
