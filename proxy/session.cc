@@ -324,6 +324,7 @@ void Session::close(CloseReason reason) {
 void Session::enter_linger() {
   leave_active();  // closing: no longer an open session, whatever the client still reads
   close_server_side();
+  release_slot();
   c2s_.buf.drop_partial();
   release_memory(c2s_);
   s2c_.buf.drop_partial();
@@ -373,6 +374,7 @@ void Session::finish_close() {
     release_memory(*p);
   }
   leave_active();
+  release_slot();
   cancel_timer();
   worker_.poller().forget(client_slot_);
   close_fd(client_fd_, reset_client_);
@@ -380,13 +382,20 @@ void Session::finish_close() {
   worker_.on_session_closed(this);
 }
 
-// No longer an open session: out of sluice_connections_active, and its
-// max_connections slot is free at once, as mysqld frees it on COM_QUIT, even
-// while the closing session lingers for the client to read its last bytes.
 void Session::leave_active() {
   if (!counted_active_) return;
   counted_active_ = false;
   stats_.connections_active.add(-1);
+}
+
+// The max_connections slot is held while the upstream connection is (after
+// the client's FIN too, as mysqld holds the thread until it reads the EOF)
+// and freed with it: a closing session that lingers for its client to read
+// the last bytes (after COM_QUIT, say) no longer holds one, as mysqld frees
+// the thread on COM_QUIT.
+void Session::release_slot() {
+  if (!holds_slot_) return;
+  holds_slot_ = false;
   worker_.shared(listener_).active.fetch_sub(1, std::memory_order_relaxed);
 }
 

@@ -143,6 +143,7 @@ class Session {
   void log_close();
   [[gnu::hot]] void count_io(SysOp op, const IoResult& r);
   void leave_active();
+  void release_slot();
   void resume(Pipe& p);
   bool idle_between_commands() const;
 
@@ -253,6 +254,7 @@ class Session {
   bool zstd_requested_ = false;           // zstd compression negotiated: opaque after the OK
   std::uint8_t comp_client_expects_ = 0;  // compressed-frame seq the client expects next
   bool counted_active_ = false;           // counted in sluice_connections_active
+  bool holds_slot_ = true;                // holds a max_connections slot (taken at accept)
   bool reset_client_ = false;             // close the client with a reset (it stopped reading)
   bool reset_server_ = false;             // likewise the upstream
   bool server_shut_ = false;              // the client's FIN was passed on (shutdown SHUT_WR)
