@@ -131,6 +131,8 @@ void Session::on_client_events(PollSlot& slot, std::uint32_t events) {
   if (!(events & EPOLLIN) || s->phase_ == Phase::kClosed) return;
   if (s->phase_ == Phase::kLinger) {
     s->on_linger_readable();
+  } else if (s->refusal_) [[unlikely]] {
+    s->on_refused_readable();
   } else {
     s->on_readable(s->c2s_);
   }
@@ -341,12 +343,40 @@ void Session::enter_linger() {
 }
 
 void Session::on_linger_readable() {
+  const IoResult r = discard_client_input();
+  if (r.status == IoStatus::kOk || r.status == IoStatus::kWouldBlock) return;
+  finish_close();  // EOF or error: the client has what it will get
+}
+
+// After a refused client packet, while the server still answers the commands
+// before it: what the client sends is read and thrown away, so a client
+// still writing can get to reading that answer.
+void Session::on_refused_readable() {
+  const IoResult r = discard_client_input();
+  switch (r.status) {
+    case IoStatus::kOk:
+    case IoStatus::kWouldBlock:
+    case IoStatus::kInProgress:
+      return;
+    case IoStatus::kEof:
+      // It may still read: the answer and the ERR are still sent.
+      c2s_.eof = true;
+      update_poll();
+      return;
+    default:
+      // A reset (or EINTR past net_retry_count): the client cannot be
+      // followed any further, so the session ends here, as refused.
+      close(reason_);
+  }
+}
+
+// One read of the client's bytes into a sink: never more than this held.
+IoResult Session::discard_client_input() {
   std::uint8_t sink[16384];
   iovec iov{sink, sizeof sink};
   const IoResult r = io_.read(client_fd_, &iov, 1);
   count_io(SysOp::kRead, r);
-  if (r.status == IoStatus::kOk || r.status == IoStatus::kWouldBlock) return;
-  finish_close();  // EOF or error: the client has what it will get
+  return r;
 }
 
 void Session::close_server_side() {

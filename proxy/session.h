@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -89,6 +90,9 @@ struct Pipe {
   std::uint8_t last_seq = 0;          // seq of the latest frame header
   std::uint8_t inner_seq = 0;         // compressed sessions: seq of the latest inner header
   std::uint8_t packet_first_seq = 0;  // seq of the current packet's first frame
+  // Compressed client frames: whole inner packets (commands the tracker has
+  // seen) in frames held because the inner stream is not between packets.
+  std::uint32_t held_packets = 0;
   // Set once the session negotiated compression: frames are then cut by their
   // compressed headers, and the inner packets are followed inside them.
   std::unique_ptr<CompressedFramer> cframer;
@@ -157,6 +161,8 @@ class Session {
   // Forward path (session_io.cc).
   [[gnu::hot]] void on_readable(Pipe& p);
   void on_linger_readable();
+  void on_refused_readable();
+  IoResult discard_client_input();
   [[gnu::hot]] void on_writable(Pipe& p);
   [[gnu::hot]] bool ensure_room(Pipe& p);
   [[gnu::hot]] bool reserve_memory(Pipe& p, std::uint64_t bytes);
@@ -190,6 +196,10 @@ class Session {
   [[gnu::cold]] bool out_of_order(Pipe& p, const FrameEvent& ev, std::uint8_t expected);
   [[gnu::cold]] bool exceeds_memory(Pipe& p, const FrameEvent& ev, std::uint64_t memory);
   void on_discarded_byte(Pipe& p, std::uint8_t first);
+  [[gnu::cold]] void refuse_client(CloseReason reason, ErrorKind kind, std::uint8_t seq,
+                                   const ErrContext& ctx);
+  bool response_outstanding() const;
+  [[gnu::cold]] void finish_refusal();
   void finish_reject(Pipe& p, std::uint64_t size);
   void go_opaque(Pipe& from);
   void take_raw(Pipe& p);
@@ -241,6 +251,18 @@ class Session {
   // Bytes sluice itself sends the client (an ERR), after s2c's whole packets.
   std::size_t to_client_sent_ = 0;
   std::vector<std::uint8_t> to_client_;
+  // A client packet refused while the response to an earlier command was
+  // still on its way: the client gets that response first, then this ERR and
+  // the close (see Session::refuse_client). Set, the session forwards nothing
+  // more from the client.
+  struct Refusal {
+    CloseReason reason;
+    ErrorKind kind;
+    std::uint8_t seq;
+    std::uint64_t size;
+    std::uint64_t limit;
+  };
+  std::optional<Refusal> refusal_;
   Pipe c2s_{Direction::kClientToServer};
   Pipe s2c_{Direction::kServerToClient};
   ResponseTracker tracker_;

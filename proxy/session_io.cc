@@ -74,6 +74,11 @@ void Session::on_readable(Pipe& p) {
   } else {
     scan(p, from);
     if (closed()) return;
+    // A refused client packet waits for the responses before it (see
+    // refuse_client); the last of them may have come in this read.
+    if (refusal_ && !response_outstanding()) [[unlikely]] {
+      return finish_refusal();
+    }
     if (tracker_.lost()) {
       idle_deadline_ = now() + static_cast<std::uint64_t>(cfg_->wait_timeout.count());
     }
@@ -414,7 +419,9 @@ void Session::after_drain(Pipe& p) {
     p.blocked = false;
     if (p.ticket == 0 && !p.turn_wait) resume(p);
   }
-  if (&p == &c2s_ && p.eof && !server_shut_ && server_fd_ >= 0) {
+  // A client that hung up after a refused packet: the server is still
+  // answering the commands before it, and hears of the client after that.
+  if (&p == &c2s_ && p.eof && !server_shut_ && server_fd_ >= 0 && !refusal_) {
     server_shut_ = true;
     ::shutdown(server_fd_, SHUT_WR);
   }
@@ -472,7 +479,7 @@ void Session::on_source_eof(Pipe& p) {
     update_poll();
     return arm_timer();
   }
-  if (c2s_.eof) {
+  if (c2s_.eof && !refusal_) {
     // The server answered the client's FIN with its own: pass on its last
     // whole packets (if the client still reads), then close.
     s2c_.buf.drop_partial();

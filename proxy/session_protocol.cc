@@ -153,8 +153,13 @@ bool Session::exceeds_memory(Pipe& p, const FrameEvent& ev, std::uint64_t memory
             field("client", client_addr_), number("size", ev.logical_length),
             number("memory_limit", memory));
   const ErrContext ctx{ev.logical_length, memory, Millis{0}, cfg_->name};
-  const std::uint8_t seq = &p == &c2s_ ? static_cast<std::uint8_t>(ev.seq + 1) : p.packet_first_seq;
-  send_error_and_close(CloseReason::kOutOfMemory, ErrorKind::kOutOfMemory, seq, ctx);
+  if (&p == &c2s_) {
+    refuse_client(CloseReason::kOutOfMemory, ErrorKind::kOutOfMemory,
+                  static_cast<std::uint8_t>(ev.seq + 1), ctx);
+  } else {
+    send_error_and_close(CloseReason::kOutOfMemory, ErrorKind::kOutOfMemory, p.packet_first_seq,
+                         ctx);
+  }
   return false;
 }
 
@@ -190,14 +195,64 @@ bool Session::oversized(Pipe& p, const FrameEvent& ev, std::uint64_t limit) {
   }
   stats_.oversized[idx(p.dir)][idx(OversizeAction::kClose)].add();
   if (client) {
-    send_error_and_close(CloseReason::kPacketTooLarge, ErrorKind::kPacketTooLarge,
-                         static_cast<std::uint8_t>(ev.seq + 1), ctx);
+    refuse_client(CloseReason::kPacketTooLarge, ErrorKind::kPacketTooLarge,
+                  static_cast<std::uint8_t>(ev.seq + 1), ctx);
   } else {
     // The client never sees the packet: the ERR takes its place and its id.
     send_error_and_close(CloseReason::kServerPacketTooLarge, ErrorKind::kPacketTooLarge,
                          p.packet_first_seq, ctx);
   }
   return false;
+}
+
+// A refused client packet ends the session, as in mysqld, which refuses it
+// only when it reads it: after answering every command sent before it. So
+// while a response is outstanding, the ERR must not overtake it (the client
+// would lose that response and take the ERR for its answer): the refused
+// packet and whatever follows are thrown away as they arrive, the commands
+// before it still reach the server, its response still reaches the client,
+// and only then come the ERR and the close. The event was logged and counted
+// when the packet was refused; timeouts keep watching both directions.
+void Session::refuse_client(CloseReason reason, ErrorKind kind, std::uint8_t seq,
+                            const ErrContext& ctx) {
+  // In a compressed session, a command in the same compressed frame as the
+  // refused packet was counted but cannot leave without part of it: its
+  // response would never come, so there is nothing to wait for.
+  const bool unsent_command = compressed_ && c2s_.held_packets > 0;
+  if (!response_outstanding() || unsent_command) {
+    return send_error_and_close(reason, kind, seq, ctx);
+  }
+  refusal_ = Refusal{reason, kind, seq, ctx.size, ctx.limit};
+  reason_ = reason;  // whatever ends the session now, it was this
+  // The refused packet's bytes go now (earlier frames held whole included);
+  // the whole packets before it stay, to be forwarded.
+  c2s_.buf.drop_partial();
+  c2s_.read_deadline = 0;
+  c2s_.discarding = false;
+  c2s_.turn_wait = false;
+  worker_.budget().cancel(&c2s_.ticket);
+  if (c2s_.holds_large_turn) {
+    worker_.budget().release_large_turn(&c2s_);
+    c2s_.holds_large_turn = false;
+  }
+}
+
+// The server still owes the client a response it will send without hearing
+// from the client again. (A server that asks for LOCAL INFILE data or more
+// auth data waits for the client instead: mysqld would read the refused
+// packet there.)
+bool Session::response_outstanding() const {
+  return phase_ == Phase::kCommand && !tracker_.idle() && !tracker_.lost() &&
+         !tracker_.awaiting_client();
+}
+
+// The responses the refused packet was waiting for have all been read (or
+// can no longer be followed): they go out first, then the ERR, as before.
+void Session::finish_refusal() {
+  const Refusal r = *refusal_;
+  refusal_.reset();
+  const ErrContext ctx{r.size, r.limit, Millis{0}, cfg_->name};
+  send_error_and_close(r.reason, r.kind, r.seq, ctx);
 }
 
 void Session::on_discarded_byte(Pipe& p, std::uint8_t first) {
@@ -420,6 +475,7 @@ void Session::scan_compressed(Pipe& p, std::size_t from) {
           if (!check_limits(p, ev.inner)) return;
         } else {
           if (!client) client_expects_ = static_cast<std::uint8_t>(p.inner_seq + 1);
+          if (client) ++p.held_packets;
           on_inner_packet(p, ev.inner.logical_length);
           if (closed()) return;
         }
@@ -431,6 +487,7 @@ void Session::scan_compressed(Pipe& p, std::size_t from) {
           p.bytes += bytes;
           stats_.bytes[idx(p.dir)].add(bytes);
           p.buf.set_complete(pos);
+          p.held_packets = 0;
         }
         break;
       case Kind::kError: {

@@ -144,6 +144,40 @@ TEST_CASE("limits: a 1M limit passes 1048575 payload bytes and refuses 1048576 w
   CHECK(after.rows()[0][0] == "still here");
 }
 
+// mysqld refuses a packet only when it reads it, after answering every
+// command sent before it: a pipelining client gets those answers first.
+TEST_CASE("limits: close answers a pipelined command before refusing the packet behind it") {
+  MariaDbServer server({.args = {server_limit_arg("1M")}});
+  Target target(server, {.listener = {{"max_allowed_packet", "1M"}}});
+  MysqlConn monitor(server.socket_options());
+  auto client = raw_login(target.port());
+  REQUIRE(wait_server_sessions(monitor, 1, 30s));
+  const Oversized before = oversized(target);
+  const long long bytes_before = server_bytes_from_others(monitor);
+  // Without waiting for SLEEP's answer, a 1,048,576-byte COM_QUERY (seq 0).
+  const std::string slow = com_query("SELECT SLEEP(1), 'late'");
+  REQUIRE(client->send_packet(0, slow));
+  send_refused(*client, 1048576);
+  const RawResponse first = read_response(*client, 30s);
+  REQUIRE_MESSAGE(first.ok(), target.name() << ": " << why(first));
+  REQUIRE(first.rows.size() == 1);
+  CHECK(first.rows[0][1] == "late");
+  // Count, definitions, EOF, row, EOF: seq 1, 2, ... as the server sent them.
+  for (std::size_t i = 0; i < first.packets.size(); ++i) {
+    CHECK(int{first.packets[i].seq} == static_cast<int>(i + 1));
+  }
+  // Then the refusal, one past the refused frame's id (0), and the end.
+  expect_err(*client, 1153, "08S01", kPacketTooLargeMessage, 1);
+  expect_closed(*client);
+  CHECK_MESSAGE(wait_server_sessions(monitor, 0, 30s), "server session not closed");
+  if (!target.direct()) {
+    CHECK_MESSAGE(
+        server_bytes_from_others(monitor) - bytes_before == static_cast<long long>(slow.size() + 4),
+        "the server received bytes of the refused packet");
+  }
+  check_oversized_delta(target, before, 1, 0, 0);
+}
+
 TEST_CASE("limits: a 20M limit passes a two-frame 20M-1 packet and refuses 20M at frame 2") {
   MariaDbServer server({.args = {server_limit_arg("20M")}});
   Target target(server, {.listener = {{"max_allowed_packet", "20M"}}});
@@ -600,13 +634,13 @@ TEST_CASE("limits: reject falls back to close while an earlier response is outst
   REQUIRE(client->send_packet(0, com_query("SELECT SLEEP(2), 'late'")));
   client->send_packet(0, sized_query(100 * kKiB));
   // The ERR must not be taken for SLEEP's answer and the session carry on:
-  // close. The client gets the ERR (one past the crossing frame) and the end.
-  const ReadResult read = client->read_packet(30s);
-  REQUIRE_MESSAGE(read.ok(), to_string(read.status));
-  const auto err = parse_err(read.packet);
-  REQUIRE_MESSAGE(err.has_value(), "got a non-ERR packet first");
-  CHECK(err->code == 1153);
-  CHECK(int{read.packet.seq} == 1);
+  // close, as mysqld does: SLEEP's answer first, then the ERR (one past the
+  // crossing frame) and the end.
+  const RawResponse first = read_response(*client, 30s);
+  REQUIRE_MESSAGE(first.ok(), why(first));
+  REQUIRE(first.rows.size() == 1);
+  CHECK(first.rows[0][1] == "late");
+  expect_err(*client, 1153, "08S01", kPacketTooLargeMessage, 1);
   expect_closed(*client, 30s);
   CHECK(wait_server_sessions(monitor, 0, 30s));
   check_oversized_delta(target, before, 1, 0, 0);

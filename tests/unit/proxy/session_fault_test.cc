@@ -3,6 +3,7 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <random>
@@ -24,11 +25,15 @@ struct Rig {
   std::uint16_t upstream_port = 0;
   int upstream_listen = -1;
   std::uint16_t port = 0;
-  MemoryBudget budget{1ull << 30};
+  MemoryBudget budget;
   std::vector<ListenerShared> shared{1};
   std::unique_ptr<Worker> worker;
 
-  explicit Rig(std::uint32_t retry_budget = 4, std::uint16_t upstream_override = 0) {
+  // `tweak` adjusts the listener's settings (limits, timeouts) before the worker starts.
+  explicit Rig(std::uint32_t retry_budget = 4, std::uint16_t upstream_override = 0,
+               const std::function<void(ListenerConfig&)>& tweak = {},
+               std::uint64_t memory_limit = 1ull << 30)
+      : budget(memory_limit) {
     upstream_listen = listen_loopback(&upstream_port);
     const int probe = listen_loopback(&port);  // a free port for the listener
     ::close(probe);
@@ -38,6 +43,7 @@ struct Rig {
     l.upstreams = {{"127.0.0.1", upstream_override ? upstream_override : upstream_port}};
     l.net_retry_count = retry_budget;
     l.connect_timeout = Millis{2000};
+    if (tweak) tweak(l);
     Config c;
     c.listeners = {l};
     std::vector<std::string> errors;
@@ -347,6 +353,157 @@ TEST_CASE("loop: a write failing in a batch ends its own session only; EINTR in 
   CHECK(rig.io_errors(SysOp::kWrite, 1) == 1);
   std::lock_guard lock(rig.sys.mu);
   CHECK(rig.sys.batches == std::vector<std::size_t>{2});
+}
+
+// ---------------------------------------------------------------------------
+// A refused client packet behind an outstanding response (on_oversized: close)
+// ---------------------------------------------------------------------------
+
+Rig refusing_rig(std::uint64_t net_read_timeout_ms = 30'000) {
+  return Rig(4, 0, [=](ListenerConfig& l) {
+    l.max_allowed_packet = 1024;
+    l.net_read_timeout = Millis{net_read_timeout_ms};
+  });
+}
+
+std::uint64_t refused_count(Rig& rig, std::uint64_t want) {
+  return Rig::settle(
+      rig.stats().oversized[idx(Direction::kClientToServer)][idx(OversizeAction::kClose)], want);
+}
+
+// Nothing arrives on `fd` within `ms`.
+bool silent_for(int fd, int ms) {
+  pollfd p{fd, POLLIN, 0};
+  return ::poll(&p, 1, ms) == 0;
+}
+
+TEST_CASE(
+    "loop: a packet refused behind pipelined commands waits for their responses, then ERR 1153 "
+    "and the close") {
+  Rig rig = refusing_rig();
+  Pair p;
+  handshake(rig, p);
+  // Two commands, then (without waiting) an oversized one whose payload is
+  // still coming: as mysqld, sluice must answer the first two before refusing.
+  const Bytes a = frame(0, query(20, 'a'));
+  const Bytes b = frame(0, query(30, 'b'));
+  const Bytes big = frame(0, query(4000, 'x'));
+  Bytes burst = a;
+  burst.insert(burst.end(), b.begin(), b.end());
+  burst.insert(burst.end(), big.begin(), big.begin() + 1500);
+  REQUIRE(send_all(p.client, burst));
+  const Bytes forwarded = recv_n(p.server, a.size() + b.size());
+  Bytes both = a;
+  both.insert(both.end(), b.begin(), b.end());
+  CHECK(forwarded == both);
+  CHECK(refused_count(rig, 1) == 1);
+  // The rest of the refused packet, and a command after it, are thrown away.
+  REQUIRE(send_all(p.client, Bytes(big.begin() + 1500, big.end())));
+  REQUIRE(send_all(p.client, frame(0, query(10, 'z'))));
+  CHECK(silent_for(p.server, 200));
+  CHECK(silent_for(p.client, 200));  // no ERR before the responses
+  REQUIRE(send_all(p.server, frame(1, ok_payload())));
+  const Packet first = recv_packet(p.client);
+  REQUIRE(first.ok);
+  CHECK(first.seq == 1);
+  CHECK(first.payload == ok_payload());
+  CHECK(silent_for(p.client, 200));  // the second response is still outstanding
+  // The second answer is a result set: one column, one row.
+  Bytes column{3,  'd', 'e', 'f', 0, 0, 0,    1, 'c', 1, 'c', 0x0c,
+               33, 0,   10,  0,   0, 0, 0xFD, 0, 0,   0, 0,   0};
+  const Bytes eof{0xFE, 0, 0, 0x02, 0};
+  Bytes answer = frame(1, {1});
+  for (const Bytes& f : {frame(2, column), frame(3, eof), frame(4, {1, 'r'}), frame(5, eof)}) {
+    answer.insert(answer.end(), f.begin(), f.end());
+  }
+  REQUIRE(send_all(p.server, answer));
+  CHECK(recv_n(p.client, answer.size()) == answer);
+  const auto [code, seq] = read_err(p.client);
+  CHECK(code == 1153);
+  CHECK(seq == 1);  // one past the refused frame's, as before
+  CHECK(closed_within(p.client, 5000));
+  CHECK(closed_within(p.server, 5000));
+  CHECK(refused_count(rig, 1) == 1);  // counted once
+}
+
+TEST_CASE("loop: a packet memory_limit refuses behind a command waits for its response too") {
+  Rig rig(4, 0, {}, 256 << 10);
+  Pair p;
+  handshake(rig, p);
+  Bytes burst = frame(0, query(20, 'a'));
+  const Bytes big = frame(0, query(300 << 10, 'x'));
+  burst.insert(burst.end(), big.begin(), big.begin() + 1000);
+  REQUIRE(send_all(p.client, burst));
+  REQUIRE(recv_packet(p.server).ok);
+  CHECK(silent_for(p.client, 200));
+  REQUIRE(send_all(p.server, frame(1, ok_payload())));
+  const Packet answer = recv_packet(p.client);
+  REQUIRE(answer.ok);
+  CHECK(answer.payload == ok_payload());
+  const auto [code, seq] = read_err(p.client);
+  CHECK(code == 1041);
+  CHECK(seq == 1);
+  CHECK(closed_within(p.client, 5000));
+  CHECK(closed_within(p.server, 5000));
+}
+
+TEST_CASE("loop: with no response outstanding a refused packet is answered at once") {
+  Rig rig = refusing_rig();
+  Pair p;
+  handshake(rig, p);
+  REQUIRE(send_all(p.client, frame(0, query(20, 'a'))));
+  REQUIRE(recv_packet(p.server).ok);
+  REQUIRE(send_all(p.server, frame(1, ok_payload())));
+  REQUIRE(recv_packet(p.client).ok);
+  const Bytes big = frame(0, query(4000, 'x'));
+  REQUIRE(send_all(p.client, Bytes(big.begin(), big.begin() + 100)));
+  const auto [code, seq] = read_err(p.client);
+  CHECK(code == 1153);
+  CHECK(seq == 1);
+  CHECK(closed_within(p.client, 5000));
+  CHECK(closed_within(p.server, 5000));
+}
+
+TEST_CASE("loop: a server stalling in the awaited response still meets net_read_timeout") {
+  Rig rig = refusing_rig(300);
+  Pair p;
+  handshake(rig, p);
+  Bytes burst = frame(0, query(20, 'a'));
+  const Bytes big = frame(0, query(4000, 'x'));
+  burst.insert(burst.end(), big.begin(), big.end());
+  REQUIRE(send_all(p.client, burst));
+  REQUIRE(recv_packet(p.server).ok);
+  // Half a packet, then nothing: the client gets the read timeout's ERR.
+  const Bytes ok = frame(1, ok_payload());
+  REQUIRE(send_all(p.server, Bytes(ok.begin(), ok.begin() + 5)));
+  const auto [code, seq] = read_err(p.client);
+  CHECK(code == 1159);
+  CHECK(seq == 1);
+  CHECK(closed_within(p.client, 5000));
+  CHECK(closed_within(p.server, 5000));
+}
+
+TEST_CASE("loop: a client that half-closes after a refused packet still gets the answer and ERR") {
+  Rig rig = refusing_rig();
+  Pair p;
+  handshake(rig, p);
+  Bytes burst = frame(0, query(20, 'a'));
+  const Bytes big = frame(0, query(4000, 'x'));
+  burst.insert(burst.end(), big.begin(), big.begin() + 2000);
+  REQUIRE(send_all(p.client, burst));
+  REQUIRE(::shutdown(p.client, SHUT_WR) == 0);
+  REQUIRE(recv_packet(p.server).ok);
+  // The server is not told of the client's FIN before it has answered.
+  CHECK(silent_for(p.server, 200));
+  REQUIRE(send_all(p.server, frame(1, ok_payload())));
+  const Packet answer = recv_packet(p.client);
+  REQUIRE(answer.ok);
+  CHECK(answer.payload == ok_payload());
+  const auto [code, seq] = read_err(p.client);
+  CHECK(code == 1153);
+  CHECK(seq == 1);
+  CHECK(closed_within(p.client, 5000));
+  CHECK(closed_within(p.server, 5000));
 }
 
 }  // namespace
