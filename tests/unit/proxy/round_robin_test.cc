@@ -2,6 +2,7 @@
 #include <doctest/doctest.h>
 
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "proxy/io.h"
@@ -23,10 +24,21 @@ TEST_CASE("round robin: successive sessions take successive upstreams, whichever
   std::vector<ListenerShared> shared(1);
   Worker w0(0, rc, budget, shared, real_syscalls());
   Worker w1(1, rc, budget, shared, real_syscalls());
-  // Sessions accepted by workers 0, 1, 1, 0, 1, 0 in turn.
+  std::string error;
+  REQUIRE(w0.open_listeners({}, &error));
+  REQUIRE(w1.open_listeners(w0.bound_ports(), &error));
+  // Running, so that their loops end (and free everything) the normal way.
+  w0.start();
+  w1.start();
+  // Sessions accepted by workers 0, 1, 1, 0, 1, 0 in turn (the counter is the
+  // listener's atomic: any thread may take a turn).
   std::vector<std::size_t> order;
   for (Worker* w : {&w0, &w1, &w1, &w0, &w1, &w0}) order.push_back(w->next_upstream(0, 3));
   CHECK(order == std::vector<std::size_t>{0, 1, 2, 0, 1, 2});
+  for (Worker* w : {&w0, &w1}) {
+    w->post_force_close();
+    w->join();
+  }
 }
 
 }  // namespace
