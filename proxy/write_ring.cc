@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 
 namespace sluice {
@@ -104,17 +105,24 @@ bool WriteRing::send_chunk(WriteOp* ops, std::size_t n) {
   unsigned tail = *sq_tail_;  // only this thread writes it
   for (std::size_t i = 0; i < n; ++i) {
     const unsigned slot = tail & sq_mask_;
-    msghdr& m = msgs_[i];
-    m = msghdr{};
-    m.msg_iov = ops[i].iov;
-    m.msg_iovlen = static_cast<std::size_t>(ops[i].count);
     io_uring_sqe& e = sqes_[slot];
     std::memset(&e, 0, sizeof e);
-    e.opcode = IORING_OP_SENDMSG;
     e.fd = ops[i].fd;
-    e.addr = reinterpret_cast<std::uintptr_t>(&m);
-    e.len = 1;
     e.msg_flags = MSG_DONTWAIT | MSG_NOSIGNAL;
+    if (ops[i].count == 1 && ops[i].iov[0].iov_len <= UINT32_MAX) {
+      // One buffer (nearly every write): send, which skips copying a msghdr.
+      e.opcode = IORING_OP_SEND;
+      e.addr = reinterpret_cast<std::uintptr_t>(ops[i].iov[0].iov_base);
+      e.len = static_cast<std::uint32_t>(ops[i].iov[0].iov_len);
+    } else {
+      msghdr& m = msgs_[i];
+      m = msghdr{};
+      m.msg_iov = ops[i].iov;
+      m.msg_iovlen = static_cast<std::size_t>(ops[i].count);
+      e.opcode = IORING_OP_SENDMSG;
+      e.addr = reinterpret_cast<std::uintptr_t>(&m);
+      e.len = 1;
+    }
     e.user_data = i;
     sq_array_[slot] = slot;
     ops[i].made = false;

@@ -30,10 +30,10 @@ struct WriteOp {
 // process woken by one of them often preempts sluice before the next: every
 // later packet of the wakeup then waits a full context switch. Submitted
 // together through io_uring, they are one entry into the kernel, made in
-// order, each as a non-blocking sendmsg (MSG_DONTWAIT: a full socket returns
-// EAGAIN, as the plain call would, instead of being queued in the kernel),
-// and the ring is waited on until every one has completed, which on a
-// non-blocking socket is at once. The ring belongs to the thread that made
+// order, each as a non-blocking send (sendmsg for two buffers; MSG_DONTWAIT:
+// a full socket returns EAGAIN, as the plain call would, instead of being
+// queued in the kernel), and the ring is waited on until every one has
+// completed, which on a non-blocking socket is at once. The ring belongs to the thread that made
 // it (IORING_SETUP_SINGLE_ISSUER) and runs completion work only when that
 // thread enters it (DEFER_TASKRUN), so it adds no interrupts and no threads.
 class WriteRing {
