@@ -236,10 +236,23 @@ void Worker::seed_upstreams() {
 }
 
 Worker::~Worker() {
+  if (loop_ready_) {
+    // A worker whose loop ran has closed every handle on its way out; one
+    // that never ran (start-up failed after it was made) closes them here, so
+    // that the loop frees what it allocated. The handles are members: their
+    // close needs no callback.
+    uv_walk(
+        &loop_,
+        [](uv_handle_t* h, void*) {
+          if (!uv_is_closing(h)) uv_close(h, nullptr);
+        },
+        nullptr);
+    uv_run(&loop_, UV_RUN_DEFAULT);
+    uv_loop_close(&loop_);
+  }
   for (auto& l : listeners_) {
     if (l->fd >= 0) ::close(l->fd);
   }
-  if (loop_ready_) uv_loop_close(&loop_);
   if (timer_fd_ >= 0) ::close(timer_fd_);
 }
 
