@@ -2,6 +2,8 @@
 // EINTR retry budget, counting, errno mapping.
 #include "proxy/io.h"
 
+#include "proxy/write_ring.h"
+
 #include <sys/syscall.h>
 #include <unistd.h>
 

@@ -9,9 +9,20 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "proxy/write_ring.h"
-
 namespace sluice {
+
+// One write of a batch: what writev(fd, iov, count) would be given, and,
+// once made, what it would have returned (`ret`, and `error` when ret < 0).
+struct WriteOp {
+  int fd = -1;
+  int count = 0;
+  iovec iov[2]{};
+  ssize_t ret = 0;
+  int error = 0;
+  bool made = false;      // the write was made (ret/error are its outcome)
+  void* owner = nullptr;  // the caller's: whose write it is
+  unsigned tag = 0;       // the caller's: which of its writes
+};
 
 // The raw system calls, behind an interface so tests can inject EINTR,
 // EAGAIN, short transfers and errors deterministically. Each returns what the

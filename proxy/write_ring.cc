@@ -1,10 +1,12 @@
 // One thread's io_uring, used for one thing: sending a wakeup's socket writes in one system call.
 #include "proxy/write_ring.h"
 
+#include <linux/io_uring.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstdint>

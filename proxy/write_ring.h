@@ -1,29 +1,18 @@
 // One thread's io_uring, used for one thing: sending a wakeup's socket writes in one system call.
 #pragma once
 
-#include <linux/io_uring.h>
 #include <sys/socket.h>
-#include <sys/types.h>
-#include <sys/uio.h>
 
 #include <cstddef>
-#include <cstdint>
 #include <vector>
 
-namespace sluice {
+#include "proxy/io.h"
 
-// One write of a batch: what writev(fd, iov, count) would be given, and,
-// once made, what it would have returned (`ret`, and `error` when ret < 0).
-struct WriteOp {
-  int fd = -1;
-  int count = 0;
-  iovec iov[2]{};
-  ssize_t ret = 0;
-  int error = 0;
-  bool made = false;      // the write was made (ret/error are its outcome)
-  void* owner = nullptr;  // the caller's: whose write it is
-  unsigned tag = 0;       // the caller's: which of its writes
-};
+// The kernel's ring entries (linux/io_uring.h), used only in write_ring.cc.
+struct io_uring_sqe;
+struct io_uring_cqe;
+
+namespace sluice {
 
 // A worker that wakes up to several ready sockets writes to several others.
 // Made one by one, each write is a system call, and on a loaded machine the
