@@ -171,7 +171,7 @@ class Session {
   [[gnu::hot]] void scan(Pipe& p, std::size_t from);
   [[gnu::hot]] void flush(Pipe& p);
   [[gnu::hot, gnu::always_inline]] inline int owed(Pipe& p, iovec* iov);
-  [[gnu::hot]] bool owes(const Pipe& p) const;
+  [[gnu::hot]] bool owes(Pipe& p);
   [[gnu::hot, gnu::always_inline]] inline void on_written(Pipe& p, const IoResult& r);
   [[gnu::hot]] void after_drain(Pipe& p);
   void on_source_eof(Pipe& p);

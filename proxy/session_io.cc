@@ -103,9 +103,9 @@ void Session::on_readable(Pipe& p) {
 }
 
 // Whether a flush of `p` now would write something.
-bool Session::owes(const Pipe& p) const {
-  if (&p == &c2s_) return p.buf.pending() > 0 && phase_ != Phase::kConnecting && server_fd_ >= 0;
-  return p.buf.pending() > 0 || to_client_sent_ < to_client_.size();
+bool Session::owes(Pipe& p) {
+  iovec iov[2];
+  return owed(p, iov) > 0;
 }
 
 void Session::collect_writes(std::vector<WriteOp>& ops) {
