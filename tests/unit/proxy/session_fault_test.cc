@@ -1,8 +1,10 @@
 // Sessions on a real worker loop with injected EINTR, EAGAIN, short I/O and errors.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -115,6 +117,15 @@ std::pair<int, int> read_err(int fd) {
   const Packet e = recv_packet(fd, 5000);
   if (!e.ok || e.payload.empty() || e.payload[0] != 0xFF) return {0, -1};
   return {e.payload[1] | (e.payload[2] << 8), e.seq};
+}
+
+// The client receives ERR `code` with sequence id `seq`, then both sides close.
+void expect_err_and_close(Pair& p, int code, int seq) {
+  const auto [got_code, got_seq] = read_err(p.client);
+  CHECK(got_code == code);
+  CHECK(got_seq == seq);
+  CHECK(closed_within(p.client, 5000));
+  CHECK(closed_within(p.server, 5000));
 }
 
 TEST_CASE("loop: one-byte reads and writes everywhere still deliver every byte in order") {
@@ -288,71 +299,73 @@ struct ReadGate {
   }
 };
 
-TEST_CASE("loop: packets read in one wakeup from several sessions leave in one batch of writes") {
+// Three sessions past authentication, and the worker held inside its read
+// of a's query: the queries then sent on b and c are both reported by the
+// wakeup after it.
+struct HeldWorker {
   Rig rig;
   Pair a, b, c;
-  handshake(rig, a);
-  handshake(rig, b);
-  handshake(rig, c);
   ReadGate gate;
-  gate.arm(rig.sys);
-  REQUIRE(send_all(a.client, frame(0, query(30, 'a'))));
-  gate.wait_entered();  // the worker is reading a's query, and sees nothing else yet
-  {
-    std::lock_guard lock(rig.sys.mu);
-    rig.sys.batches.clear();
+  HeldWorker() {
+    handshake(rig, a);
+    handshake(rig, b);
+    handshake(rig, c);
+    gate.arm(rig.sys);
+    REQUIRE(send_all(a.client, frame(0, query(30, 'a'))));
+    gate.wait_entered();  // reading a's query, and seeing nothing else yet
   }
-  REQUIRE(send_all(b.client, frame(0, query(40, 'b'))));
-  REQUIRE(send_all(c.client, frame(0, query(50, 'c'))));
-  std::this_thread::sleep_for(std::chrono::milliseconds(50));  // both in their sockets
-  gate.release();
-  const Packet qa = recv_packet(a.server);
-  const Packet qb = recv_packet(b.server);
-  const Packet qc = recv_packet(c.server);
+  // Sends b's and c's queries, lets them reach their sockets, lets the worker go.
+  void release_with_b_and_c() {
+    REQUIRE(send_all(b.client, frame(0, query(40, 'b'))));
+    REQUIRE(send_all(c.client, frame(0, query(50, 'c'))));
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    gate.release();
+  }
+};
+
+TEST_CASE("loop: packets read in one wakeup from several sessions leave in one batch of writes") {
+  HeldWorker w;
+  {
+    std::lock_guard lock(w.rig.sys.mu);
+    w.rig.sys.batches.clear();
+  }
+  w.release_with_b_and_c();
+  const Packet qa = recv_packet(w.a.server);
+  const Packet qb = recv_packet(w.b.server);
+  const Packet qc = recv_packet(w.c.server);
   REQUIRE(qa.ok);
   REQUIRE(qb.ok);
   REQUIRE(qc.ok);
   CHECK(qa.payload == query(30, 'a'));
   CHECK(qb.payload == query(40, 'b'));
   CHECK(qc.payload == query(50, 'c'));
-  std::lock_guard lock(rig.sys.mu);
+  std::lock_guard lock(w.rig.sys.mu);
   // a's lone event was written at once; b's and c's, read in one wakeup, in one batch.
-  CHECK(rig.sys.batches == std::vector<std::size_t>{2});
+  CHECK(w.rig.sys.batches == std::vector<std::size_t>{2});
 }
 
 TEST_CASE("loop: a write failing in a batch ends its own session only; EINTR in it is retried") {
-  Rig rig;
-  Pair a, b, c;
-  handshake(rig, a);
-  handshake(rig, b);
-  handshake(rig, c);
-  ReadGate gate;
-  gate.arm(rig.sys);
-  REQUIRE(send_all(a.client, frame(0, query(30, 'a'))));
-  gate.wait_entered();
+  HeldWorker w;
   // a's lone write: EINTR twice then through; then the batch's first write
   // (b's or c's, whichever the wakeup reports first) fails with EPIPE.
-  rig.sys.script(rig.sys.writes, Fault{EINTR, 0, 2});
-  rig.sys.script(rig.sys.writes, Fault{});
-  rig.sys.script(rig.sys.writes, Fault{EPIPE});
-  REQUIRE(send_all(b.client, frame(0, query(40, 'b'))));
-  REQUIRE(send_all(c.client, frame(0, query(50, 'c'))));
-  std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  gate.release();
-  REQUIRE(recv_packet(a.server).ok);
-  CHECK(rig.eintr(SysOp::kWrite, 2) == 2);
+  w.rig.sys.script(w.rig.sys.writes, Fault{EINTR, 0, 2});
+  w.rig.sys.script(w.rig.sys.writes, Fault{});
+  w.rig.sys.script(w.rig.sys.writes, Fault{EPIPE});
+  w.release_with_b_and_c();
+  REQUIRE(recv_packet(w.a.server).ok);
+  CHECK(w.rig.eintr(SysOp::kWrite, 2) == 2);
   // One of b and c got ERR 1160 (write to the upstream failed, seq 1); the other's query went
   // through.
-  const Packet qb = recv_packet(b.server, 2000);
-  const Packet qc = recv_packet(c.server, 2000);
+  const Packet qb = recv_packet(w.b.server, 2000);
+  const Packet qc = recv_packet(w.c.server, 2000);
   CHECK(qb.ok != qc.ok);
-  Pair& failed = qb.ok ? c : b;
+  Pair& failed = qb.ok ? w.c : w.b;
   const auto [code, seq] = read_err(failed.client);
   CHECK(code == 1160);
   CHECK(seq == 1);
-  CHECK(rig.io_errors(SysOp::kWrite, 1) == 1);
-  std::lock_guard lock(rig.sys.mu);
-  CHECK(rig.sys.batches == std::vector<std::size_t>{2});
+  CHECK(w.rig.io_errors(SysOp::kWrite, 1) == 1);
+  std::lock_guard lock(w.rig.sys.mu);
+  CHECK(w.rig.sys.batches == std::vector<std::size_t>{2});
 }
 
 // ---------------------------------------------------------------------------
@@ -369,6 +382,12 @@ Rig refusing_rig(std::uint64_t net_read_timeout_ms = 30'000) {
 std::uint64_t refused_count(Rig& rig, std::uint64_t want) {
   return Rig::settle(
       rig.stats().oversized[idx(Direction::kClientToServer)][idx(OversizeAction::kClose)], want);
+}
+
+// `head` followed by the first `n` bytes of `tail` (all of it by default).
+Bytes joined(Bytes head, const Bytes& tail, std::size_t n = SIZE_MAX) {
+  head.insert(head.end(), tail.begin(), tail.begin() + std::min(n, tail.size()));
+  return head;
 }
 
 // Nothing arrives on `fd` within `ms`.
@@ -388,14 +407,9 @@ TEST_CASE(
   const Bytes a = frame(0, query(20, 'a'));
   const Bytes b = frame(0, query(30, 'b'));
   const Bytes big = frame(0, query(4000, 'x'));
-  Bytes burst = a;
-  burst.insert(burst.end(), b.begin(), b.end());
-  burst.insert(burst.end(), big.begin(), big.begin() + 1500);
-  REQUIRE(send_all(p.client, burst));
-  const Bytes forwarded = recv_n(p.server, a.size() + b.size());
-  Bytes both = a;
-  both.insert(both.end(), b.begin(), b.end());
-  CHECK(forwarded == both);
+  const Bytes both = joined(a, b);
+  REQUIRE(send_all(p.client, joined(both, big, 1500)));
+  CHECK(recv_n(p.server, both.size()) == both);
   CHECK(refused_count(rig, 1) == 1);
   // The rest of the refused packet, and a command after it, are thrown away.
   REQUIRE(send_all(p.client, Bytes(big.begin() + 1500, big.end())));
@@ -418,11 +432,7 @@ TEST_CASE(
   }
   REQUIRE(send_all(p.server, answer));
   CHECK(recv_n(p.client, answer.size()) == answer);
-  const auto [code, seq] = read_err(p.client);
-  CHECK(code == 1153);
-  CHECK(seq == 1);  // one past the refused frame's, as before
-  CHECK(closed_within(p.client, 5000));
-  CHECK(closed_within(p.server, 5000));
+  expect_err_and_close(p, 1153, 1);   // one past the refused frame's, as before
   CHECK(refused_count(rig, 1) == 1);  // counted once
 }
 
@@ -430,21 +440,15 @@ TEST_CASE("loop: a packet memory_limit refuses behind a command waits for its re
   Rig rig(4, 0, {}, 256 << 10);
   Pair p;
   handshake(rig, p);
-  Bytes burst = frame(0, query(20, 'a'));
-  const Bytes big = frame(0, query(300 << 10, 'x'));
-  burst.insert(burst.end(), big.begin(), big.begin() + 1000);
-  REQUIRE(send_all(p.client, burst));
+  REQUIRE(
+      send_all(p.client, joined(frame(0, query(20, 'a')), frame(0, query(300 << 10, 'x')), 1000)));
   REQUIRE(recv_packet(p.server).ok);
   CHECK(silent_for(p.client, 200));
   REQUIRE(send_all(p.server, frame(1, ok_payload())));
   const Packet answer = recv_packet(p.client);
   REQUIRE(answer.ok);
   CHECK(answer.payload == ok_payload());
-  const auto [code, seq] = read_err(p.client);
-  CHECK(code == 1041);
-  CHECK(seq == 1);
-  CHECK(closed_within(p.client, 5000));
-  CHECK(closed_within(p.server, 5000));
+  expect_err_and_close(p, 1041, 1);
 }
 
 TEST_CASE("loop: with no response outstanding a refused packet is answered at once") {
@@ -457,40 +461,26 @@ TEST_CASE("loop: with no response outstanding a refused packet is answered at on
   REQUIRE(recv_packet(p.client).ok);
   const Bytes big = frame(0, query(4000, 'x'));
   REQUIRE(send_all(p.client, Bytes(big.begin(), big.begin() + 100)));
-  const auto [code, seq] = read_err(p.client);
-  CHECK(code == 1153);
-  CHECK(seq == 1);
-  CHECK(closed_within(p.client, 5000));
-  CHECK(closed_within(p.server, 5000));
+  expect_err_and_close(p, 1153, 1);
 }
 
 TEST_CASE("loop: a server stalling in the awaited response still meets net_read_timeout") {
   Rig rig = refusing_rig(300);
   Pair p;
   handshake(rig, p);
-  Bytes burst = frame(0, query(20, 'a'));
-  const Bytes big = frame(0, query(4000, 'x'));
-  burst.insert(burst.end(), big.begin(), big.end());
-  REQUIRE(send_all(p.client, burst));
+  REQUIRE(send_all(p.client, joined(frame(0, query(20, 'a')), frame(0, query(4000, 'x')))));
   REQUIRE(recv_packet(p.server).ok);
   // Half a packet, then nothing: the client gets the read timeout's ERR.
   const Bytes ok = frame(1, ok_payload());
   REQUIRE(send_all(p.server, Bytes(ok.begin(), ok.begin() + 5)));
-  const auto [code, seq] = read_err(p.client);
-  CHECK(code == 1159);
-  CHECK(seq == 1);
-  CHECK(closed_within(p.client, 5000));
-  CHECK(closed_within(p.server, 5000));
+  expect_err_and_close(p, 1159, 1);
 }
 
 TEST_CASE("loop: a client that half-closes after a refused packet still gets the answer and ERR") {
   Rig rig = refusing_rig();
   Pair p;
   handshake(rig, p);
-  Bytes burst = frame(0, query(20, 'a'));
-  const Bytes big = frame(0, query(4000, 'x'));
-  burst.insert(burst.end(), big.begin(), big.begin() + 2000);
-  REQUIRE(send_all(p.client, burst));
+  REQUIRE(send_all(p.client, joined(frame(0, query(20, 'a')), frame(0, query(4000, 'x')), 2000)));
   REQUIRE(::shutdown(p.client, SHUT_WR) == 0);
   REQUIRE(recv_packet(p.server).ok);
   // The server is not told of the client's FIN before it has answered.
@@ -499,11 +489,7 @@ TEST_CASE("loop: a client that half-closes after a refused packet still gets the
   const Packet answer = recv_packet(p.client);
   REQUIRE(answer.ok);
   CHECK(answer.payload == ok_payload());
-  const auto [code, seq] = read_err(p.client);
-  CHECK(code == 1153);
-  CHECK(seq == 1);
-  CHECK(closed_within(p.client, 5000));
-  CHECK(closed_within(p.server, 5000));
+  expect_err_and_close(p, 1153, 1);
 }
 
 }  // namespace
