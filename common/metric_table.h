@@ -34,6 +34,7 @@ enum class MetricId : std::uint8_t {
   kCompressedSessions,
   kBufferedBytes,
   kMemoryLimitWaits,
+  kMemoryLimitRefusals,
   kConfigReloads,
   kCount
 };

@@ -449,6 +449,11 @@ TEST_CASE("loop: a packet memory_limit refuses behind a command waits for its re
   REQUIRE(answer.ok);
   CHECK(answer.payload == ok_payload());
   expect_err_and_close(p, 1041, 1);
+  // Counted once, when it was refused, in its own family: not as oversized.
+  const ListenerStats& stats = rig.stats();
+  CHECK(Rig::settle(stats.memory_refusals[idx(Direction::kClientToServer)], 1) == 1);
+  CHECK(stats.memory_refusals[idx(Direction::kServerToClient)].get() == 0);
+  CHECK(refused_count(rig, 0) == 0);
 }
 
 TEST_CASE("loop: with no response outstanding a refused packet is answered at once") {
