@@ -142,6 +142,33 @@ bool wait_buffered_zero(int metrics_port, std::chrono::seconds timeout) {
   return true;
 }
 
+// What a refusal for memory_limit moves: its own family, by direction, and
+// (which it must not move) the oversized and rejected-connection families.
+struct MemoryRefusals {
+  double c2s = 0, s2c = 0;
+  double oversized = 0, rejected = 0;
+};
+
+MemoryRefusals memory_refusals(int metrics_port) {
+  const std::string text = http_get(metrics_port);
+  auto refusals = [&](const char* direction) {
+    return metric_value(text, "sluice_memory_limit_refusals_total",
+                        {{"listener", "main"}, {"direction", direction}});
+  };
+  return {refusals("client_to_server"), refusals("server_to_client"),
+          metric_sum(text, "sluice_oversized_packets_total"),
+          metric_sum(text, "sluice_connections_rejected_total")};
+}
+
+// Exactly `c2s` and `s2c` refusals counted since `before`, nothing else.
+void check_refusals(int metrics_port, const MemoryRefusals& before, double c2s, double s2c) {
+  const MemoryRefusals after = memory_refusals(metrics_port);
+  CHECK(after.c2s - before.c2s == c2s);
+  CHECK(after.s2c - before.s2c == s2c);
+  CHECK(after.oversized == before.oversized);
+  CHECK(after.rejected == before.rejected);
+}
+
 // Scrapes sluice_buffered_bytes as fast as it can on a thread, keeping the maximum:
 // the bytes sluice accounts against memory_limit, whatever the allocator keeps.
 class BufferedSampler {
@@ -525,11 +552,16 @@ TEST_CASE(
   auto client = raw_login(target.port());
   REQUIRE(wait_server_sessions(monitor, 2, 30s));
   const long long bytes_before = server_bytes_from_others(monitor);
+  const MemoryRefusals before = memory_refusals(sluice.metrics_port());
+  CHECK(before.c2s == 0);
+  CHECK(before.s2c == 0);
   // 100 MiB: frames seq 0..6. The payload reaches 60M (62,914,560) with the
   // header of seq 3 (4 x 0xFFFFFF = 67,108,860 bytes): the ERR carries seq 4.
   client->send_packet(0, sized_query(100 * kMiB), 60s);
   expect_err(*client, 1041, "HY000", "Out of memory", 4);
   expect_closed(*client);
+  // Counted once, in its own family: not as an oversized packet.
+  check_refusals(sluice.metrics_port(), before, 1, 0);
   CHECK(wait_server_sessions(monitor, 1, 30s));
   CHECK(server_bytes_from_others(monitor) == bytes_before);
   CHECK(wait_buffered_zero(sluice.metrics_port(), 10s));
@@ -539,6 +571,7 @@ TEST_CASE(
   const RawResponse response = read_response(*keeper);
   REQUIRE(response.ok());
   CHECK(response.rows[0][0] == std::to_string(fill));
+  check_refusals(sluice.metrics_port(), before, 1, 0);
 }
 
 TEST_CASE(
@@ -595,6 +628,8 @@ TEST_CASE("memory: the out_of_memory boundary is payload >= memory_limit (single
     MESSAGE("direct mode: sluice's memory");
     return;
   }
+  const int metrics_port = target.sluice()->metrics_port();
+  const MemoryRefusals before = memory_refusals(metrics_port);
   {
     auto client = raw_login(target.port());
     std::size_t fill = 0;
@@ -603,12 +638,14 @@ TEST_CASE("memory: the out_of_memory boundary is payload >= memory_limit (single
     CHECK_MESSAGE(response.ok(), "payload memory_limit - 1 refused: ", why(response));
     if (response.ok()) CHECK(response.rows[0][0] == std::to_string(fill));
   }
+  check_refusals(metrics_port, before, 0, 0);
   {
     auto client = raw_login(target.port());
     client->send_packet(0, sized_query(1048576), 60s);
     expect_err(*client, 1041, "HY000", "Out of memory", 1);
     expect_closed(*client);
   }
+  check_refusals(metrics_port, before, 1, 0);
 }
 
 TEST_CASE("memory: a server row larger than memory_limit gets 1041 with the row's own seq") {
@@ -619,8 +656,12 @@ TEST_CASE("memory: a server row larger than memory_limit gets 1041 with the row'
     MESSAGE("direct mode: sluice's memory");
     return;
   }
+  const int metrics_port = target.sluice()->metrics_port();
   MysqlConn monitor(server.socket_options());
   auto client = raw_login(target.port());
+  const MemoryRefusals before = memory_refusals(metrics_port);
+  CHECK(before.c2s == 0);
+  CHECK(before.s2c == 0);
   REQUIRE(client->send_packet(0, com_query("SELECT REPEAT('a', 5242880)")));
   for (int seq = 1; seq <= 3; ++seq) {  // count, definition, EOF
     const ReadResult read = client->read_packet(60s);
@@ -639,6 +680,7 @@ TEST_CASE("memory: a server row larger than memory_limit gets 1041 with the row'
   CHECK(int{frame.packet.seq} == 4);
   expect_closed(*client);
   CHECK(wait_server_sessions(monitor, 0, 30s));
+  check_refusals(metrics_port, before, 0, 1);
 }
 
 }  // namespace

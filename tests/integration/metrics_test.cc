@@ -270,7 +270,7 @@ TEST_CASE("metrics: every family in SPEC's table is exported at zero from start-
   const std::string text = scrape(sluice);
   INFO("scrape:\n", text);
 
-  // # TYPE lines: every family of SPEC's table (and README's two additions) with its type.
+  // # TYPE lines: every family of SPEC's table (and README's three additions) with its type.
   const std::map<std::string, std::string> families = {
       {"sluice_build_info", "gauge"},
       {"sluice_connections_total", "counter"},
@@ -293,6 +293,7 @@ TEST_CASE("metrics: every family in SPEC's table is exported at zero from start-
       {"sluice_compressed_sessions_total", "counter"},
       {"sluice_buffered_bytes", "gauge"},
       {"sluice_memory_limit_waits_total", "counter"},
+      {"sluice_memory_limit_refusals_total", "counter"},
       {"sluice_config_reloads_total", "counter"},
   };
   for (const auto& [name, type] : families) {
@@ -329,6 +330,7 @@ TEST_CASE("metrics: every family in SPEC's table is exported at zero from start-
   all_zero("sluice_io_errors_total", "op", {"read", "write", "accept", "connect"});
   all_zero("sluice_packets_total", "direction", {kC2S, kS2C});
   all_zero("sluice_bytes_total", "direction", {kC2S, kS2C});
+  all_zero("sluice_memory_limit_refusals_total", "direction", {kC2S, kS2C});
   all_zero("sluice_tls_sessions_total", "mode", {"passthrough", "terminated"});
   all_zero("sluice_commands_total", "command", kCommandLabels);
   all_zero("sluice_upstream_connect_errors_total", "upstream",
