@@ -540,7 +540,8 @@ listeners:
     BAD_METRICS = ("sluice_io_errors_total", "sluice_timeouts_total", "sluice_sequence_errors_total",
                    "sluice_response_tracking_lost_total", "sluice_connections_rejected_total",
                    "sluice_oversized_packets_total", "sluice_upstream_connect_errors_total",
-                   "sluice_memory_limit_waits_total", "sluice_eintr_retries_total")
+                   "sluice_memory_limit_waits_total", "sluice_memory_limit_refusals_total",
+                   "sluice_eintr_retries_total")
 
     def snapshot_health(self, name, when):
         """For a sluice target: its non-zero error counters from /metrics (this instance)."""
