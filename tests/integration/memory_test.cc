@@ -728,7 +728,14 @@ TEST_CASE(
   const std::string before = http_get(sluice.metrics_port());
   auto client = raw_login(target.port());
   REQUIRE(client->send_packet(0, com_query(sql)));
-  std::this_thread::sleep_for(1s);
+  // The server needs a moment (longer on a loaded machine) to build the row;
+  // once sluice holds some of it, give it time to take more if it would.
+  const auto deadline = std::chrono::steady_clock::now() + 30s;
+  while (buffered_bytes(sluice.metrics_port()) == 0 &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(100ms);
+  }
+  std::this_thread::sleep_for(500ms);
   const double held = buffered_bytes(sluice.metrics_port());
   MESSAGE("held while the client does not read: ", held, " bytes");
   CHECK(held > 0);
