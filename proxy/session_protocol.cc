@@ -150,8 +150,9 @@ bool Session::check_limits(Pipe& p, const FrameEvent& ev) {
 
 bool Session::exceeds_memory(Pipe& p, const FrameEvent& ev, std::uint64_t memory) {
   log_event(LogLevel::kWarn, "packet_exceeds_memory_limit", field("listener", cfg_->name),
-            field("client", client_addr_), number("size", ev.logical_length),
-            number("memory_limit", memory));
+            field("client", client_addr_), field("user", user_),
+            field("direction", std::string(kDirectionNames[idx(p.dir)])),
+            number("size", ev.logical_length), number("memory_limit", memory));
   stats_.memory_refusals[idx(p.dir)].add();
   const ErrContext ctx{ev.logical_length, memory, Millis{0}, cfg_->name};
   if (&p == &c2s_) {
