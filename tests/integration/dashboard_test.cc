@@ -19,10 +19,6 @@
 #include "tests/support/sluice_process.h"
 #include "tests/support/temp_dir.h"
 
-#ifndef SLUICE_SOURCE_DIR
-#define SLUICE_SOURCE_DIR "."
-#endif
-
 namespace sluice::test {
 namespace {
 

@@ -13,10 +13,6 @@
 #include "tests/support/process.h"
 #include "tests/support/target.h"
 
-#ifndef SLUICE_SOURCE_DIR
-#define SLUICE_SOURCE_DIR "."
-#endif
-
 namespace sluice::test {
 namespace {
 
