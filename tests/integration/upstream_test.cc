@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "tests/support/fault_peers.h"
+#include "tests/support/limits_support.h"
 #include "tests/support/mariadb_server.h"
 #include "tests/support/metrics_scrape.h"
 #include "tests/support/mysql_conn.h"
@@ -252,18 +253,12 @@ TEST_CASE(
   MariaDbServer server;
   Target target(server, {.listener = {{"max_connections", "1"}}});
   SluiceProcess& sluice = *target.sluice();
-  RawMysqlClient quitter;
-  REQUIRE(quitter.connect(target.port()));
-  const HandshakeResult login = quitter.handshake();
-  REQUIRE_MESSAGE(login.logged_in, login.failure);
-  REQUIRE(quitter.send_packet(0, std::string(1, '\x01')));  // COM_QUIT; the socket stays open
+  const auto quitter = limits::raw_login(target.port());
+  REQUIRE(quitter->send_packet(0, std::string(1, '\x01')));  // COM_QUIT; the socket stays open
   CHECK(wait_until(
       [&] { return scrape(sluice.metrics_port(), "sluice_connections_active", kMain) == 0; }, 5s));
   // Well within the 2 s a closing session lingers for its client.
-  RawMysqlClient next;
-  REQUIRE(next.connect(target.port()));
-  const HandshakeResult second = next.handshake();
-  CHECK_MESSAGE(second.logged_in, second.failure);
+  const auto next = limits::raw_login(target.port());
   CHECK(scrape(sluice.metrics_port(), "sluice_connections_rejected_total",
                main_and("reason", "max_connections")) == 0);
 }
