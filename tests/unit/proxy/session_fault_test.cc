@@ -396,6 +396,16 @@ bool silent_for(int fd, int ms) {
   return ::poll(&p, 1, ms) == 0;
 }
 
+// The server answers the outstanding command with an OK; the client gets
+// exactly that answer, then the refusal's ERR, then both sides close.
+void expect_answer_then_err(Pair& p, int code, int seq) {
+  REQUIRE(send_all(p.server, frame(1, ok_payload())));
+  const Packet answer = recv_packet(p.client);
+  REQUIRE(answer.ok);
+  CHECK(answer.payload == ok_payload());
+  expect_err_and_close(p, code, seq);
+}
+
 TEST_CASE(
     "loop: a packet refused behind pipelined commands waits for their responses, then ERR 1153 "
     "and the close") {
@@ -444,11 +454,7 @@ TEST_CASE("loop: a packet memory_limit refuses behind a command waits for its re
       send_all(p.client, joined(frame(0, query(20, 'a')), frame(0, query(300 << 10, 'x')), 1000)));
   REQUIRE(recv_packet(p.server).ok);
   CHECK(silent_for(p.client, 200));
-  REQUIRE(send_all(p.server, frame(1, ok_payload())));
-  const Packet answer = recv_packet(p.client);
-  REQUIRE(answer.ok);
-  CHECK(answer.payload == ok_payload());
-  expect_err_and_close(p, 1041, 1);
+  expect_answer_then_err(p, 1041, 1);
   // Counted once, when it was refused, in its own family: not as oversized.
   const ListenerStats& stats = rig.stats();
   CHECK(Rig::settle(stats.memory_refusals[idx(Direction::kClientToServer)], 1) == 1);
@@ -490,11 +496,7 @@ TEST_CASE("loop: a client that half-closes after a refused packet still gets the
   REQUIRE(recv_packet(p.server).ok);
   // The server is not told of the client's FIN before it has answered.
   CHECK(silent_for(p.server, 200));
-  REQUIRE(send_all(p.server, frame(1, ok_payload())));
-  const Packet answer = recv_packet(p.client);
-  REQUIRE(answer.ok);
-  CHECK(answer.payload == ok_payload());
-  expect_err_and_close(p, 1153, 1);
+  expect_answer_then_err(p, 1153, 1);
 }
 
 }  // namespace
