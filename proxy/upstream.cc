@@ -17,9 +17,9 @@ namespace sluice {
 void Session::connect_next_upstream() {
   const std::size_t count = worker_.upstream_count(listener_);
   if (attempts_ >= count) {
+    // Logged once, by the session_close line (reason=upstream_unavailable);
+    // each failed attempt already logged its upstream and error.
     stats_.rejected[idx(RejectReason::kUpstreamUnavailable)].add();
-    log_event(LogLevel::kWarn, "upstream_unavailable", field("listener", cfg_->name),
-              field("client", client_addr_), number("attempts", std::uint64_t{attempts_}));
     const ErrContext ctx{0, 0, cfg_->connect_timeout, cfg_->name};
     return send_error_and_close(CloseReason::kUpstreamUnavailable, ErrorKind::kUpstreamUnavailable,
                                 0, ctx);

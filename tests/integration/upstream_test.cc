@@ -167,6 +167,22 @@ TEST_CASE("upstream: only a dropping upstream gets 2003 seq 0 at connect_timeout
                      main_and("reason", "upstream_unavailable")) == 1);
   CHECK(wait_until(
       [&] { return scrape(sluice.metrics_port(), "sluice_connections_active", kMain) == 0; }, 5s));
+
+  // The timeout is logged once: the failed attempt names the upstream and the
+  // error, the close gives the reason; no third line repeats either.
+  CHECK(wait_until([&] { return sluice.stderr_text().find("session_close") != std::string::npos; },
+                   5s));
+  const std::string log = sluice.stderr_text();
+  INFO("sluice stderr:\n", log);
+  auto lines_with = [&](const std::string& needle) {
+    std::size_t n = 0;
+    for (std::size_t at = log.find(needle); at != std::string::npos; at = log.find(needle, at + 1))
+      ++n;
+    return n;
+  };
+  CHECK(lines_with("connect timeout") == 1);
+  CHECK(lines_with("upstream_unavailable") == 1);
+  CHECK(lines_with(" warn ") == 1);
 }
 
 TEST_CASE(
