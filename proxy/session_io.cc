@@ -168,6 +168,11 @@ bool Session::ensure_room(Pipe& p) {
                                         : wire::kHeaderSize - p.framer.header_have();
     want = p.buf.partial() + static_cast<std::size_t>(more);
     if (p.stream_eligible) want = std::min(want, kStreamChunk);
+    // Before the login ends, a client's length prefix is not trusted with
+    // memory: its buffer grows with the bytes that actually came (at most
+    // doubling), so four bytes announcing 16 MiB reserve nothing, and peers
+    // that never log in cannot fill memory_limit for everyone else.
+    if (unproven(p)) want = std::min(want, std::max(2 * p.buf.partial(), pool.block_size()));
   }
   if (p.buf.tail().empty() || p.buf.capacity() - p.buf.complete() < want) {
     // Moving unsent whole packets down to make room is cheap when they are
@@ -182,7 +187,9 @@ bool Session::ensure_room(Pipe& p) {
   const bool capped = p.stream_eligible && p.buf.capacity() >= kStreamChunk;
   if (want > room && want > pool.block_size() && !capped) {
     // A packet larger than the block: grow to hold it whole.
-    if (p.framer.continued() && !p.holds_large_turn && !p.stream_eligible) {
+    // (An unproven packet grows by what came, never past what arrived
+    // twice over, and handshake_timeout ends its waits: it needs no turn.)
+    if (p.framer.continued() && !p.holds_large_turn && !p.stream_eligible && !unproven(p)) {
       if (!worker_.budget().acquire_large_turn(&p, large_claim(p))) {
         if (!p.turn_wait) worker_.budget().note_wait();
         p.turn_wait = true;
@@ -228,6 +235,12 @@ bool Session::ensure_room(Pipe& p) {
     return false;
   }
   return true;
+}
+
+// A client packet read before the login ends: its length prefix may be a
+// peer's bluff, so its memory follows the bytes received, not the prefix.
+bool Session::unproven(const Pipe& p) const {
+  return &p == &c2s_ && phase_ < Phase::kCommand;
 }
 
 // The most a multi-frame packet read by `p` can grow to before it is refused.

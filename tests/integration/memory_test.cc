@@ -14,6 +14,7 @@
 #include "tests/support/mariadb_server.h"
 #include "tests/support/metrics_scrape.h"
 #include "tests/support/mysql_conn.h"
+#include "tests/support/probes.h"
 #include "tests/support/raw_mysql.h"
 #include "tests/support/target.h"
 
@@ -534,6 +535,102 @@ TEST_CASE("memory: twenty 15 MiB single-frame packets under a 40M memory_limit c
   // free), so the bound allows memory_limit plus 48 MiB.
   CHECK(peak < (40 + 48) * 1024);
   CHECK(waits > 0);
+  CHECK(wait_buffered_zero(sluice.metrics_port(), 10s));
+}
+
+// A HandshakeResponse41 for root with no password whose connection
+// attributes carry one value of `value_size` bytes.
+std::string hello_with_attribute(std::size_t value_size) {
+  auto lenenc = [](std::uint64_t n) {
+    std::string out;
+    if (n < 251) return std::string(1, static_cast<char>(n));
+    const int width = n < (1u << 16) ? 2 : n < (1u << 24) ? 3 : 8;
+    out.push_back(static_cast<char>(width == 2 ? 0xfc : width == 3 ? 0xfd : 0xfe));
+    for (int i = 0; i < width; ++i) out.push_back(static_cast<char>(n >> (8 * i)));
+    return out;
+  };
+  // PROTOCOL_41 | SECURE_CONNECTION | PLUGIN_AUTH | CONNECT_ATTRS
+  const std::uint32_t caps = 0x200 | 0x8000 | 0x80000 | 0x100000;
+  std::string hello;
+  for (int i = 0; i < 4; ++i) hello.push_back(static_cast<char>(caps >> (8 * i)));
+  hello += std::string("\0\0\0\1", 4);  // max packet 16M
+  hello.push_back(33);                  // utf8
+  hello += std::string(23, '\0');
+  hello += std::string("root\0\0", 6);  // user, empty auth response
+  hello += std::string("mysql_native_password\0", 22);
+  const std::string pair = lenenc(3) + "big" + lenenc(value_size) + std::string(value_size, 'a');
+  return hello + lenenc(pair.size()) + pair;
+}
+
+TEST_CASE("memory: peers that announce large packets before logging in cannot fill memory_limit") {
+  // Before the login ends a length prefix is not trusted with memory: four
+  // bytes announcing 16 MiB used to reserve 16 MiB, so a few peers that
+  // never log in (and stay until handshake_timeout) made everyone else's
+  // reads wait for memory.
+  MariaDbServer server({.args = {"--max-allowed-packet=64M"}});
+  Target target(server, {.listener = {{"max_allowed_packet", "32M"},
+                                      {"handshake_timeout", "60s"},
+                                      {"net_read_timeout", "60s"}},
+                         .top = {{"memory_limit", "40M"}}});
+  if (target.direct()) {
+    MESSAGE("direct mode: sluice's memory");
+    return;
+  }
+  SluiceProcess& sluice = *target.sluice();
+  const double waits_before =
+      metric_value(http_get(sluice.metrics_port()), "sluice_memory_limit_waits_total");
+  // Eight peers, each announcing a 16 MiB - 2 HandshakeResponse (128 MiB in
+  // all) and sending three bytes of it, in two reads.
+  std::vector<std::unique_ptr<RawMysqlClient>> bluffers;
+  for (int i = 0; i < 8; ++i) {
+    auto peer = std::make_unique<RawMysqlClient>();
+    REQUIRE_MESSAGE(peer->connect(target.port()), peer->last_error());
+    REQUIRE(peer->read_packet(10s).ok());  // the greeting
+    REQUIRE(peer->send_raw(frame_header(kMaxFrame - 1, 1) + "x"));
+    bluffers.push_back(std::move(peer));
+  }
+  std::this_thread::sleep_for(100ms);
+  for (auto& peer : bluffers) REQUIRE(peer->send_raw("yy"));
+  std::this_thread::sleep_for(300ms);
+  CHECK(buffered_bytes(sluice.metrics_port()) < 1.0 * kMiB);
+
+  // A client that logs in meanwhile is not held up, even with a 4 MiB query.
+  const auto begin = Clock::now();
+  auto client = raw_login(target.port());
+  std::size_t fill = 0;
+  REQUIRE(client->send_packet(0, sized_query(4 * kMiB, &fill), 30s));
+  const RawResponse answer = read_response(*client, 30s);
+  const double took = seconds_since(begin);
+  MESSAGE("login and a 4 MiB query beside 8 bluffing peers took ", took, " s");
+  REQUIRE_MESSAGE(answer.ok(), why(answer));
+  CHECK(answer.rows[0][0] == std::to_string(fill));
+  CHECK(took < 5);
+  CHECK(metric_value(http_get(sluice.metrics_port()), "sluice_memory_limit_waits_total") ==
+        waits_before);
+
+  // A large HandshakeResponse that does come whole (two frames) still reaches
+  // the server whole: the answer through sluice is the server's own answer
+  // to it on a direct connection.
+  const std::string hello = hello_with_attribute(20 * kMiB);
+  auto answer_to_hello = [&](int port) {
+    RawMysqlClient peer;
+    REQUIRE_MESSAGE(peer.connect(port), peer.last_error());
+    REQUIRE(peer.read_packet(10s).ok());
+    REQUIRE(peer.send_packet(1, hello, 30s));
+    const ReadResult read = peer.read_packet(30s);
+    REQUIRE_MESSAGE(read.ok(), fault::describe(read));
+    return read.packet;
+  };
+  const Packet direct = answer_to_hello(server.port());
+  const Packet through = answer_to_hello(target.port());
+  MESSAGE("the server answers a 20 MiB HandshakeResponse with seq ", int{direct.seq}, ": ",
+          err_text(parse_err(direct)));
+  CHECK(direct.seq == 3);  // one past the two frames: it read them all
+  CHECK(through.seq == direct.seq);
+  CHECK(through.payload == direct.payload);
+
+  bluffers.clear();
+  client.reset();
   CHECK(wait_buffered_zero(sluice.metrics_port(), 10s));
 }
 
