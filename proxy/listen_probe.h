@@ -1,4 +1,4 @@
-// Refuses a listen address that another socket already listens on, before the workers bind it.
+// Refuses a listen address that another socket already listens on, before sluice binds it.
 #pragma once
 
 #include <string>
@@ -15,5 +15,8 @@ namespace sluice {
 // in use anywhere, or twice in this config, fails here as it would for mysqld. False with
 // `error` ("listeners[0].listen 127.0.0.1:6033: Address already in use") when one fails.
 bool probe_listen_addresses(const std::vector<ListenerConfig>& listeners, std::string* error);
+// The same for the metrics endpoint, whose HTTP server would only say that it failed to bind:
+// "metrics.listen 127.0.0.1:9104: Address already in use".
+bool probe_metrics_address(const HostPort& listen, std::string* error);
 
 }  // namespace sluice

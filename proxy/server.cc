@@ -122,6 +122,10 @@ int Server::run() {
   for (const ListenerConfig& l : config_->config.listeners) names.push_back(l.name);
   auto collector = std::make_shared<MetricsCollector>(names, budget_, globals_);
   for (auto& w : workers_) collector->add_worker(&w->stats());
+  if (std::string error; !probe_metrics_address(config_->config.metrics.listen, &error)) {
+    log_event(LogLevel::kError, "metrics_listen_failed", field("error", error));
+    return 1;
+  }
   try {
     metrics_ = std::make_unique<MetricsServer>(config_->config.metrics, collector);
   } catch (const std::exception& e) {
@@ -166,11 +170,14 @@ int Server::run() {
     });
     w->start();
   }
+  // Port 0 lets the kernel choose: say which one it chose, as for listeners.
+  HostPort bound_metrics = c.metrics.listen;
+  bound_metrics.port = static_cast<std::uint16_t>(metrics_->port());
   std::string listens;
   for (const ListenerConfig& l : c.listeners)
     listens += (listens.empty() ? "" : ",") + l.listen.text();
   log_event(LogLevel::kInfo, "started", field("version", SLUICE_VERSION), field("listen", listens),
-            field("metrics", c.metrics.listen.text() + c.metrics.path),
+            field("metrics", bound_metrics.text() + c.metrics.path),
             number("workers", std::uint64_t{workers_.size()}));
   uv_run(loop_, UV_RUN_DEFAULT);
   for (auto& w : workers_) w->join();

@@ -82,14 +82,15 @@ TEST_CASE("startup: SIGTERM during start-up drains and exits 0") {
   }
 }
 
-TEST_CASE("startup: a listener on port 0 gets one port, shared by every worker") {
+TEST_CASE(
+    "startup: a listener on port 0 gets one port, shared by every worker, and the log names it and "
+    "the metrics port the kernel chose") {
   MariaDbServer server;
   TempDir dir("sluice-port0");
-  const int metrics_port = free_port();
   write_file(dir / "sluice.yaml",
-             "workers: 2\nmetrics:\n  listen: 127.0.0.1:" + std::to_string(metrics_port) +
-                 "\nlisteners:\n  - listen: 127.0.0.1:0\n"
-                 "    upstreams: [127.0.0.1:" +
+             "workers: 2\nmetrics:\n  listen: 127.0.0.1:0"
+             "\nlisteners:\n  - listen: 127.0.0.1:0\n"
+             "    upstreams: [127.0.0.1:" +
                  std::to_string(server.port()) + "]\n");
   ChildProcess sluice({sluice_binary(), "--config", (dir / "sluice.yaml").string()},
                       {.stderr_path = (dir / "sluice.stderr").string()});
@@ -98,6 +99,11 @@ TEST_CASE("startup: a listener on port 0 gets one port, shared by every worker")
   REQUIRE_FALSE(port_text.empty());
   const int port = std::stoi(port_text);
   CHECK(port != 0);
+  const std::string metrics_text =
+      wait_for_log(dir / "sluice.stderr", std::regex(R"(metrics=127\.0\.0\.1:(\d+)/metrics)"), 10s);
+  REQUIRE_FALSE(metrics_text.empty());
+  const int metrics_port = std::stoi(metrics_text);
+  REQUIRE(metrics_port != 0);
   // With SO_REUSEPORT the kernel spreads connections over both workers'
   // sockets: every login must land on a socket bound to that same port.
   for (int i = 0; i < 8; ++i) {
@@ -112,7 +118,8 @@ TEST_CASE("startup: a listener on port 0 gets one port, shared by every worker")
 }
 
 TEST_CASE(
-    "startup: a port another sluice serves is address in use and exit 1, the first keeps it") {
+    "startup: a port (or metrics port) another sluice serves is address in use and exit 1, the "
+    "first keeps it") {
   MariaDbServer server;
   SluiceProcess first({.upstream_ports = {server.port()}});
   TempDir dir("sluice-second");
@@ -138,6 +145,20 @@ TEST_CASE(
     const auto login = client.handshake();
     CHECK_MESSAGE(login.logged_in, login.failure);
   }
+  CHECK(metric_value(http_get(first.metrics_port()), "sluice_connections_total") == 4);
+
+  // The same for the first one's metrics address, named by its key.
+  write_file(dir / "sluice.yaml",
+             "metrics:\n  listen: 127.0.0.1:" + std::to_string(first.metrics_port()) +
+                 "\nlisteners:\n  - listen: 127.0.0.1:" + std::to_string(free_port()) +
+                 "\n    upstreams: [127.0.0.1:" + std::to_string(server.port()) + "]\n");
+  const ProcessResult third = run_sluice({"--config", (dir / "sluice.yaml").string()}, 10s);
+  CHECK_MESSAGE((third.status.exited && third.status.code == 1), third.status.describe(), "\n",
+                third.err);
+  CHECK_MESSAGE(third.err.find("metrics_listen_failed error=\"metrics.listen 127.0.0.1:" +
+                               std::to_string(first.metrics_port()) +
+                               ": Address already in use\"") != std::string::npos,
+                third.err);
   CHECK(metric_value(http_get(first.metrics_port()), "sluice_connections_total") == 4);
 }
 

@@ -1,4 +1,5 @@
-// probe_listen_addresses: a port held by a SO_REUSEPORT listener, or twice in one config, fails.
+// probe_listen_addresses / probe_metrics_address: a port held by a SO_REUSEPORT listener, or
+// twice in one config, fails.
 #include "proxy/listen_probe.h"
 
 #include <doctest/doctest.h>
@@ -59,6 +60,9 @@ TEST_CASE("a port another SO_REUSEPORT listener holds is in use") {
           "listeners[0].listen 127.0.0.1:" + std::to_string(port) + ": Address already in use");
     // The wildcard covers it too.
     CHECK_FALSE(probe_listen_addresses({listener_on("0.0.0.0", port)}, &error));
+    // The metrics endpoint is probed the same way, and named by its key.
+    CHECK_FALSE(probe_metrics_address({"127.0.0.1", port}, &error));
+    CHECK(error == "metrics.listen 127.0.0.1:" + std::to_string(port) + ": Address already in use");
   }
   // Once it is closed the port is free, and the probe leaves it free for the workers.
   std::string error;
