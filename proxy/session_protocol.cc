@@ -60,7 +60,15 @@ bool Session::scan_client_start(Pipe& p) {
   using K = ProxyHeader::Kind;
   const std::size_t start = p.buf.complete();
   const ProxyHeader h = proxy_header(p.buf.data() + start, p.buf.partial());
-  if (h.kind == K::kIncomplete) return true;  // hold until it is whole
+  if (h.kind == K::kIncomplete) {
+    // Hold until it is whole; until then these bytes are a started packet
+    // (a HandshakeResponse of 80 bytes starts with 'P' too) and the read
+    // deadline runs as for any other.
+    if (p.read_deadline == 0) {
+      p.read_deadline = now() + static_cast<std::uint64_t>(cfg_->net_read_timeout.count());
+    }
+    return true;
+  }
   client_started_ = true;
   if (h.kind == K::kMalformed) {
     go_opaque(c2s_);
@@ -290,12 +298,15 @@ void Session::count_packet(Pipe& p, std::size_t wire_bytes, std::uint64_t length
 
 void Session::on_packet(Pipe& p, std::size_t start, std::size_t end, std::uint64_t length) {
   const std::size_t wire_bytes = end - start;
-  count_packet(p, wire_bytes, length);
   const std::uint8_t* payload = p.buf.data() + start + wire::kHeaderSize;
   const std::size_t avail = std::min<std::size_t>(wire_bytes - wire::kHeaderSize, wire::kMaxFrame);
   if (&p == &c2s_) {
     on_client_packet(payload, avail, length, p.packet_first_seq);
+    // A packet that ended the session (a malformed HandshakeResponse) is
+    // never forwarded, so it is not counted as forwarded either.
+    if (!closed()) count_packet(p, wire_bytes, length);
   } else {
+    count_packet(p, wire_bytes, length);
     client_expects_ = static_cast<std::uint8_t>(p.last_seq + 1);
     on_server_packet(payload, avail, length);
   }

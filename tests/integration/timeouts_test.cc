@@ -210,6 +210,32 @@ TEST_CASE("timeouts: a HandshakeResponse stalled mid-payload gets 1159 seq 2") {
   CHECK(scrape(sluice.metrics_port(), "sluice_timeouts_total", main_and("kind", "read")) == 1);
 }
 
+TEST_CASE(
+    "timeouts: a HandshakeResponse stalled after a first byte that could start a PROXY header "
+    "gets 1159 seq 2") {
+  if (direct_mode()) return;
+  MariaDbServer server;
+  Target target(server, {.listener = {{"net_read_timeout", "1s"}, {"handshake_timeout", "10s"}}});
+  SluiceProcess& sluice = *target.sluice();
+  // An 80-byte response (root, a 20-byte scramble, nothing else) starts with
+  // 'P' (0x50), as a PROXY v1 header does; 0x0D starts a v2 one.
+  for (const std::string first : {std::string("\x50"), std::string("\x0d")}) {
+    CAPTURE(static_cast<int>(first[0]));
+    RawMysqlClient client;
+    REQUIRE_MESSAGE(client.connect(target.port()), client.last_error());
+    const ReadResult greeting = client.read_packet(10s);
+    REQUIRE_MESSAGE(greeting.ok(), describe(greeting));
+    REQUIRE(client.send_raw(first));
+    const auto started = Clock::now();
+    const ReadResult read = client.read_packet(10s);
+    const auto elapsed = Clock::now() - started;
+    check_err(read, 1159, "08S01", 2);
+    check_timing(elapsed, 1s, "ERR 1159");
+  }
+  CHECK(scrape(sluice.metrics_port(), "sluice_timeouts_total", main_and("kind", "read")) == 2);
+  CHECK(scrape(sluice.metrics_port(), "sluice_timeouts_total", main_and("kind", "handshake")) == 0);
+}
+
 TEST_CASE("timeouts: an idle client gets 4031 HY000 seq 0 at wait_timeout, then a close") {
   if (direct_mode()) return;
   MariaDbServer server;
