@@ -70,6 +70,7 @@ bool Session::scan_client_start(Pipe& p) {
     return true;
   }
   client_started_ = true;
+  p.read_deadline = 0;  // what follows the header (if anything) is framed afresh
   if (h.kind == K::kMalformed) {
     go_opaque(c2s_);
     take_raw(p);

@@ -530,6 +530,29 @@ TEST_CASE(
   CHECK(scrape(sluice.metrics_port(), "sluice_timeouts_total", main_and("kind", "read")) == 1);
 }
 
+TEST_CASE("timeouts: a PROXY header made whole before a slow greeting ends its read deadline") {
+  if (direct_mode()) return;
+  // The server greets 1.5 s after the connect, past net_read_timeout.
+  ScriptedUpstream server([](ScriptedConn& c) {
+    std::this_thread::sleep_for(1500ms);
+    if (!c.send(frames(0, fake_greeting(78)))) return;
+    c.hold();
+  });
+  SluiceProcess sluice({.upstream_ports = {server.port()},
+                        .listener = {{"net_read_timeout", "1s"}, {"handshake_timeout", "10s"}}});
+  RawMysqlClient client;
+  REQUIRE_MESSAGE(client.connect(sluice.port()), client.last_error());
+  // In two reads, so that sluice holds a part of it first; once it is whole
+  // nothing is started, and the wait for the greeting is no stalled packet.
+  REQUIRE(client.send_raw("PROXY TCP4 127.0.0.1 "));
+  std::this_thread::sleep_for(100ms);
+  REQUIRE(client.send_raw("127.0.0.1 40000 3306\r\n"));
+  const ReadResult greeting = client.read_packet(10s);
+  REQUIRE_MESSAGE(greeting.ok(), describe(greeting));
+  CHECK(greeting.packet.payload == fake_greeting(78));
+  CHECK(scrape(sluice.metrics_port(), "sluice_timeouts_total", main_and("kind", "read")) == 0);
+}
+
 // A fake server that answers the query with a column count and then the
 // first `sent` bytes of a 1 MiB row (seq 2), and stalls there.
 ScriptedUpstream::Script stall_in_large_row(std::size_t sent) {
