@@ -23,9 +23,40 @@ std::string timestamp() {
   return buf;
 }
 
+// The length of the well-formed UTF-8 sequence at s[i] (a lead byte >= 0x80),
+// or 0: overlong forms, surrogates and values past U+10FFFF are not.
+std::size_t utf8_sequence(std::string_view s, std::size_t i) {
+  const auto byte = [&](std::size_t k) { return static_cast<unsigned char>(s[k]); };
+  const unsigned char lead = byte(i);
+  std::size_t len = 0;
+  unsigned char lo = 0x80, hi = 0xBF;  // the range of the second byte
+  if (lead >= 0xC2 && lead <= 0xDF) {
+    len = 2;
+  } else if (lead >= 0xE0 && lead <= 0xEF) {
+    len = 3;
+    if (lead == 0xE0) lo = 0xA0;
+    if (lead == 0xED) hi = 0x9F;
+  } else if (lead >= 0xF0 && lead <= 0xF4) {
+    len = 4;
+    if (lead == 0xF0) lo = 0x90;
+    if (lead == 0xF4) hi = 0x8F;
+  } else {
+    return 0;
+  }
+  if (i + len > s.size() || byte(i + 1) < lo || byte(i + 1) > hi) return 0;
+  for (std::size_t k = 2; k < len; ++k) {
+    if (byte(i + k) < 0x80 || byte(i + k) > 0xBF) return 0;
+  }
+  return len;
+}
+
+}  // namespace
+
 void append_json_string(std::string& out, std::string_view s) {
   out.push_back('"');
-  for (const char c : s) {
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    const char c = s[i];
+    const auto u = static_cast<unsigned char>(c);
     switch (c) {
       case '"':
         out += "\\\"";
@@ -43,17 +74,28 @@ void append_json_string(std::string& out, std::string_view s) {
         out += "\\t";
         break;
       default:
-        if (static_cast<unsigned char>(c) < 0x20) {
+        if (u < 0x20) {
           char esc[8];
-          std::snprintf(esc, sizeof esc, "\\u%04x", c);
+          std::snprintf(esc, sizeof esc, "\\u%04x", u);
           out += esc;
-        } else {
+        } else if (u < 0x80) {
           out.push_back(c);
+        } else if (const std::size_t len = utf8_sequence(s, i); len != 0) {
+          out.append(s.substr(i, len));
+          i += len - 1;
+        } else {
+          // Not UTF-8 (a latin1 user name, say): read as Latin-1, so the line
+          // stays valid JSON and the byte can still be told apart.
+          char esc[8];
+          std::snprintf(esc, sizeof esc, "\\u%04x", u);
+          out += esc;
         }
     }
   }
   out.push_back('"');
 }
+
+namespace {
 
 bool needs_quotes(std::string_view s) {
   if (s.empty()) return true;

@@ -28,6 +28,11 @@ inline LogField number(std::string_view key, std::uint64_t value) {
   return {key, std::to_string(value), true};
 }
 
+// `s` as a JSON string literal: escapes what JSON requires, and each byte
+// that is not part of well-formed UTF-8 as \u00XX (as if Latin-1), so every
+// line is valid JSON whatever bytes a client sent as its user name.
+void append_json_string(std::string& out, std::string_view s);
+
 // The process's log. Level and format change on reload, hence atomics; each
 // line is written with a single write(2) so lines from workers never mix.
 class Log {
