@@ -52,11 +52,10 @@ constexpr Choice<OnOversized> kOversizedActions[] = {{"close", OnOversized::kClo
                                                      {"reject", OnOversized::kReject}};
 // YAML 1.1 reads an unquoted `off` as a boolean; yaml-cpp keeps the text as written, so the
 // spellings of false are accepted as `off` (listed after it, they stay out of messages).
-constexpr Choice<SequenceCheck> kSequenceChecks[] = {{"off", SequenceCheck::kOff},
-                                                     {"false", SequenceCheck::kOff},
-                                                     {"no", SequenceCheck::kOff},
-                                                     {"count", SequenceCheck::kCount},
-                                                     {"enforce", SequenceCheck::kEnforce}};
+constexpr Choice<SequenceCheck> kSequenceChecks[] = {
+    {"off", SequenceCheck::kOff},     {"false", SequenceCheck::kOff},
+    {"no", SequenceCheck::kOff},      {"n", SequenceCheck::kOff},
+    {"count", SequenceCheck::kCount}, {"enforce", SequenceCheck::kEnforce}};
 
 // ---- Sections of the schema ----
 

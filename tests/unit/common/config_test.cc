@@ -260,7 +260,7 @@ TEST_CASE("empty sections and an empty errors block take defaults") {
 }
 
 TEST_CASE("sequence_check takes YAML 1.1 spellings of off, unquoted") {
-  for (const char* off : {"off", "false", "no", "\"off\"", "OFF"}) {
+  for (const char* off : {"off", "false", "no", "n", "N", "\"off\"", "OFF", "Off", "NO", "FALSE"}) {
     CAPTURE(off);
     const LoadedConfig loaded = load_listener(std::string("    sequence_check: ") + off + "\n");
     INFO(all_problems(loaded));
