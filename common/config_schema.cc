@@ -1,6 +1,8 @@
 // The config schema: which keys exist, their bounds, and the checks across keys; fills a Config.
 #include "common/config_schema.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -302,6 +304,41 @@ std::optional<SocketAddress> bound_address(const Section& section, std::string_v
   return std::nullopt;
 }
 
+// An upstream written as a numeric address or localhost, as the listener would reach it; no
+// name service is asked at check time (other names are looked up when sluice starts).
+std::optional<SocketAddress> local_upstream(const HostPort& upstream) {
+  SocketAddress address;
+  std::string error;
+  unsigned char scratch[sizeof(in6_addr)];
+  const bool numeric = ::inet_pton(AF_INET, upstream.host.c_str(), scratch) == 1 ||
+                       ::inet_pton(AF_INET6, upstream.host.c_str(), scratch) == 1;
+  if (!numeric && !iequals(upstream.host, "localhost")) return std::nullopt;
+  if (!resolve_host_port(upstream, &address, &error)) return std::nullopt;
+  return address;
+}
+
+// An upstream that is one of sluice's own listeners would have each session
+// connect to sluice again, until max_connections or the fds run out.
+void check_loops(const Config& config, const std::vector<Section>& sections,
+                 const std::vector<std::optional<SocketAddress>>& addresses) {
+  for (std::size_t i = 0; i < sections.size(); ++i) {
+    if (!sections[i].usable()) continue;
+    const std::vector<HostPort>& upstreams = config.listeners[i].upstreams;
+    for (std::size_t k = 0; k < upstreams.size(); ++k) {
+      const std::optional<SocketAddress> upstream = local_upstream(upstreams[k]);
+      if (!upstream) continue;
+      for (std::size_t j = 0; j < addresses.size(); ++j) {
+        if (!addresses[j] || !connects_to_listener(*upstream, *addresses[j])) continue;
+        sections[i].report("upstreams", "upstream " + upstreams[k].text() + " is sluice's own " +
+                                            sections[j].key("listen") + " (" +
+                                            config.listeners[j].listen.text() +
+                                            "): each session would connect to sluice again");
+        break;
+      }
+    }
+  }
+}
+
 void check_addresses(const Config& config, const Section& metrics,
                      const std::vector<Section>& sections) {
   const std::optional<SocketAddress> metrics_address =
@@ -324,6 +361,7 @@ void check_addresses(const Config& config, const Section& metrics,
       break;
     }
   }
+  check_loops(config, sections, addresses);
 }
 
 void check_names(const Config& config, const std::vector<Section>& sections) {

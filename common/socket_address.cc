@@ -74,4 +74,19 @@ bool listen_overlaps(const SocketAddress& a, const SocketAddress& b) {
   return x.any() || y.any() || std::memcmp(x.bytes, y.bytes, sizeof x.bytes) == 0;
 }
 
+bool connects_to_listener(const SocketAddress& upstream, const SocketAddress& listen) {
+  const Canonical u = canonical(upstream);
+  const Canonical l = canonical(listen);
+  if (u.family == AF_UNSPEC || l.family == AF_UNSPEC || l.port == 0 || u.port != l.port) {
+    return false;
+  }
+  if (u.family == l.family && std::memcmp(u.bytes, l.bytes, sizeof u.bytes) == 0) return true;
+  if (!l.any()) return false;
+  static constexpr unsigned char kLoopback6[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+  const bool loopback =
+      u.family == AF_INET ? u.bytes[0] == 127 : std::memcmp(u.bytes, kLoopback6, 16) == 0;
+  // 0.0.0.0 takes IPv4 only; :: takes both, as IPV6_V6ONLY is never set.
+  return loopback && (l.family == AF_INET6 || u.family == AF_INET);
+}
+
 }  // namespace sluice

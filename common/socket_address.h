@@ -27,4 +27,9 @@ bool resolve_host_port(const HostPort& hp, SocketAddress* out, std::string* erro
 // asks the kernel for a free port, so it never collides.
 bool listen_overlaps(const SocketAddress& a, const SocketAddress& b);
 
+// Whether connecting to `upstream` would reach a socket listening on `listen`: the same address
+// and port, or a loopback address on the port of a wildcard listener. (A wildcard listener also
+// takes the host's other addresses, but which those are is not known here.)
+bool connects_to_listener(const SocketAddress& upstream, const SocketAddress& listen);
+
 }  // namespace sluice

@@ -448,6 +448,33 @@ TEST_CASE("listen addresses are compared by what they bind, not as written") {
                  "address [::ffff:127.0.0.1]:6033 is also listeners[2].listen (127.0.0.1:6033)"));
 }
 
+TEST_CASE("an upstream that is one of sluice's own listeners is a problem") {
+  const LoadedConfig loaded = load(R"(listeners:
+  - listen: 127.0.0.1:6033
+    upstreams: [127.0.0.1:6033]
+  - listen: 0.0.0.0:6034
+    upstreams: [127.0.0.2:6034, "[::ffff:127.0.0.1]:6034"]
+  - listen: "[::]:6035"
+    upstreams: ["[::1]:6035"]
+  - listen: 127.0.0.1:6036
+    upstreams: [127.0.0.1:6033]
+  - listen: 127.0.0.1:6037
+    upstreams: [127.0.0.2:6037, 10.1.2.3:6034, 127.0.0.1:3306, db.example:6037]
+  - listen: 0.0.0.0:6038
+    upstreams: [10.1.2.3:6038]
+)");
+  INFO(all_problems(loaded));
+  // The last two reach other sockets: another loopback address than the one listened on,
+  // other hosts (other servers, maybe another sluice), a name not looked up here.
+  CHECK(loaded.problems.size() == 5);
+  CHECK(has_problem(loaded, "listeners[0].upstreams", 3));
+  CHECK(has_problem(loaded, "listeners[1].upstreams", 5));  // all 127/8 reaches a v4 wildcard
+  CHECK(has_problem(loaded, "listeners[2].upstreams", 7));  // ::1 on the v6 wildcard
+  CHECK(has_problem(loaded, "listeners[3].upstreams", 9));  // another listener of this config
+  CHECK(contains(all_problems(loaded),
+                 "upstream 127.0.0.1:6033 is sluice's own listeners[0].listen (127.0.0.1:6033)"));
+}
+
 TEST_CASE("a listen or metrics address whose name does not resolve is a problem") {
   const LoadedConfig loaded = load(R"(metrics: { listen: "no-such-host.invalid:9104" }
 listeners:
