@@ -324,6 +324,9 @@ void Session::close(CloseReason reason) {
 // The upstream goes at once; the client side stays open just long enough to
 // take the whole packets already owed to it and the ERR, then a FIN.
 void Session::enter_linger() {
+  // Logged now, when it happens, not when the client has read the ERR (up to
+  // the linger's end); nothing left to count changes meanwhile.
+  log_close();
   leave_active();  // closing: no longer an open session, whatever the client still reads
   close_server_side();
   release_slot();
@@ -430,6 +433,8 @@ void Session::release_slot() {
 }
 
 void Session::log_close() {
+  if (close_logged_) return;
+  close_logged_ = true;
   log_event(LogLevel::kInfo, "session_close", field("listener", cfg_->name),
             field("client", client_addr_), field("user", user_), field("database", database_),
             field("upstream", upstream_addr_),

@@ -277,6 +277,7 @@ class Session {
   bool zstd_requested_ = false;           // zstd compression negotiated: opaque after the OK
   std::uint8_t comp_client_expects_ = 0;  // compressed-frame seq the client expects next
   bool counted_active_ = false;           // counted in sluice_connections_active
+  bool close_logged_ = false;             // the session_close line is written
   bool holds_slot_ = true;                // holds a max_connections slot (taken at accept)
   bool reset_client_ = false;             // close the client with a reset (it stopped reading)
   bool reset_server_ = false;             // likewise the upstream

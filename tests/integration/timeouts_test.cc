@@ -208,6 +208,13 @@ TEST_CASE("timeouts: a HandshakeResponse stalled mid-payload gets 1159 seq 2") {
   check_err(read, 1159, "08S01", 2);
   check_timing(elapsed, 1s, "ERR 1159");
   CHECK(scrape(sluice.metrics_port(), "sluice_timeouts_total", main_and("kind", "read")) == 1);
+  // Logged when it happened, although this client keeps its end open (sluice
+  // waits up to 2 s for it to read the ERR and close).
+  CHECK_MESSAGE(
+      wait_until(
+          [&] { return sluice.stderr_text().find("reason=read_timeout") != std::string::npos; },
+          500ms),
+      sluice.stderr_text());
 }
 
 TEST_CASE(
