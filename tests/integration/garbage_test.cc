@@ -23,27 +23,52 @@ using namespace fault;  // tests/support/fault_peers.h, probes.h
 
 const Labels kClientToServer = {{"listener", "main"}, {"direction", "client_to_server"}};
 
-// What a garbage session must leave untouched: the server's bytes received
-// from clients, and sluice's client-to-server packets and bytes.
+// What garbage sessions must leave untouched: the server's bytes received
+// from clients, and sluice's client-to-server packets and bytes (forwarded
+// ones only).
 struct Untouched {
   long long server_bytes = 0;
   double packets = 0;
   double bytes = 0;
 };
 
-Untouched snapshot(MysqlConn& monitor, int metrics_port) {
-  const std::string text = http_get(metrics_port);
-  return {server_bytes_from_others(monitor),
-          metric_value(text, "sluice_packets_total", kClientToServer),
-          metric_value(text, "sluice_bytes_total", kClientToServer)};
-}
+// A server, sluice in front of it, and what was untouched when it started.
+class GarbageBench {
+ public:
+  explicit GarbageBench(SluiceConfig config = {})
+      : target_(server_, std::move(config)), monitor_(server_.socket_options()), before_(now()) {}
 
-void check_untouched(MysqlConn& monitor, int metrics_port, const Untouched& before) {
-  const Untouched after = snapshot(monitor, metrics_port);
-  CHECK(after.server_bytes == before.server_bytes);
-  CHECK(after.packets == before.packets);
-  CHECK(after.bytes == before.bytes);
-}
+  int port() const { return target_.port(); }
+
+  // Nothing moved since the start, and sluice still serves a real login.
+  void check_untouched_and_serving() {
+    const Untouched after = now();
+    CHECK(after.server_bytes == before_.server_bytes);
+    CHECK(after.packets == before_.packets);
+    CHECK(after.bytes == before_.bytes);
+    CHECK(fault::wait_until(
+        [&] {
+          return scrape(metrics_port(), "sluice_connections_active", {{"listener", "main"}}) == 0;
+        },
+        5s));
+    auto client = raw_login(port());
+    CHECK(client->query("SELECT 1").ok());
+  }
+
+ private:
+  int metrics_port() { return target_.sluice()->metrics_port(); }
+  Untouched now() {
+    const std::string text = http_get(metrics_port());
+    return {server_bytes_from_others(monitor_),
+            metric_value(text, "sluice_packets_total", kClientToServer),
+            metric_value(text, "sluice_bytes_total", kClientToServer)};
+  }
+
+  MariaDbServer server_;
+  Target target_;
+  MysqlConn monitor_;
+  Untouched before_;
+};
 
 // A client that read the greeting, for sending garbage as its answer.
 std::unique_ptr<RawMysqlClient> greeted(int port) {
@@ -55,58 +80,38 @@ std::unique_ptr<RawMysqlClient> greeted(int port) {
   return client;
 }
 
-// After the garbage, sluice still serves a real login and query.
-void check_still_serves(int port) {
-  auto client = raw_login(port);
-  CHECK(client->query("SELECT 1").ok());
-}
-
 TEST_CASE("garbage: an HTTP request answering the greeting gets 1043 and a close") {
   if (direct_mode()) return;
-  MariaDbServer server;
-  Target target(server);
-  SluiceProcess& sluice = *target.sluice();
-  MysqlConn monitor(server.socket_options());
-  const Untouched before = snapshot(monitor, sluice.metrics_port());
+  GarbageBench bench;
 
-  auto client = greeted(target.port());
+  auto client = greeted(bench.port());
   REQUIRE(client->send_raw("GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"));
   // "GET " reads as a frame header with sequence id 0x20, not the 1 that
   // answers a greeting: the ERR goes one past it, as mysqld's does.
   expect_err(*client, 1043, "08S01", "Bad handshake", 0x21);
   expect_closed(*client);
-  check_untouched(monitor, sluice.metrics_port(), before);
-  check_still_serves(target.port());
+  bench.check_untouched_and_serving();
 }
 
 TEST_CASE("garbage: a framed but malformed HandshakeResponse gets 1043 and is not counted") {
   if (direct_mode()) return;
-  MariaDbServer server;
-  Target target(server);
-  SluiceProcess& sluice = *target.sluice();
-  MysqlConn monitor(server.socket_options());
-  const Untouched before = snapshot(monitor, sluice.metrics_port());
+  GarbageBench bench;
 
   // Seq 1 as it should be, but two bytes are no HandshakeResponse: sluice
   // refuses it itself, so it is never forwarded, nor counted as forwarded.
   for (const std::string payload : {std::string(2, '\0'), std::string()}) {
     CAPTURE(payload.size());
-    auto client = greeted(target.port());
+    auto client = greeted(bench.port());
     REQUIRE(client->send_packet(1, payload));
     expect_err(*client, 1043, "08S01", "Bad handshake", 2);
     expect_closed(*client);
   }
-  check_untouched(monitor, sluice.metrics_port(), before);
-  check_still_serves(target.port());
+  bench.check_untouched_and_serving();
 }
 
 TEST_CASE("garbage: random bytes after the greeting get an ERR and a close, never a hang") {
   if (direct_mode()) return;
-  MariaDbServer server;
-  Target target(server, {.listener = {{"net_read_timeout", "2s"}}});
-  SluiceProcess& sluice = *target.sluice();
-  MysqlConn monitor(server.socket_options());
-  const Untouched before = snapshot(monitor, sluice.metrics_port());
+  GarbageBench bench({.listener = {{"net_read_timeout", "2s"}}});
 
   for (unsigned seed = 1; seed <= 20; ++seed) {
     CAPTURE(seed);
@@ -116,7 +121,7 @@ TEST_CASE("garbage: random bytes after the greeting get an ERR and a close, neve
     // The first frame must not claim sequence id 1, or it could be a short
     // but well-formed HandshakeResponse that the server itself judges.
     if (bytes.size() > 3 && bytes[3] == '\x01') bytes[3] = '\x02';
-    auto client = greeted(target.port());
+    auto client = greeted(bench.port());
     REQUIRE(client->send_raw(bytes));
     const ReadResult read = client->read_packet(10s);
     // A header cut short waits for net_read_timeout (1159); anything else is
@@ -128,14 +133,7 @@ TEST_CASE("garbage: random bytes after the greeting get an ERR and a close, neve
     CHECK((err->code == 1043 || err->code == 1159));
     expect_closed(*client);
   }
-  check_untouched(monitor, sluice.metrics_port(), before);
-  CHECK(wait_until(
-      [&] {
-        return scrape(sluice.metrics_port(), "sluice_connections_active", {{"listener", "main"}}) ==
-               0;
-      },
-      5s));
-  check_still_serves(target.port());
+  bench.check_untouched_and_serving();
 }
 
 }  // namespace
