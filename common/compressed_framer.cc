@@ -20,7 +20,9 @@ CompressedFramer::~CompressedFramer() {
 }
 
 CompressedFramer::Event CompressedFramer::next(const std::uint8_t* data, std::size_t len) {
-  if (scratch_pos_ < scratch_len_) return step_scratch();
+  // An empty inner packet (an empty final frame) ends after its header with
+  // no byte left to inflate: it is reported before the frame's end.
+  if (scratch_pos_ < scratch_len_ || inner_.end_pending()) return step_scratch();
   if (frame_open_ && outer_left_ == 0 && !draining_) return finish_frame();
   if (draining_) return step_payload(data, 0);
   if (outer_left_ > 0) return step_payload(data, len);

@@ -52,7 +52,8 @@ class CompressedFramer {
   // Inflated bytes or a frame end are still to be reported: call next() again
   // even with no new input.
   bool has_pending() const {
-    return scratch_pos_ < scratch_len_ || draining_ || (frame_open_ && outer_left_ == 0);
+    return scratch_pos_ < scratch_len_ || inner_.end_pending() || draining_ ||
+           (frame_open_ && outer_left_ == 0);
   }
   // The inner stream is between packets (a frame ending here may be forwarded).
   bool inner_at_boundary() const { return inner_.at_boundary(); }

@@ -109,6 +109,9 @@ class Framer {
   std::uint64_t payload_left() const { return payload_left_; }
   // Header bytes of the next frame already consumed (0..3).
   std::size_t header_have() const { return header_have_; }
+  // A zero-length final frame was read and its kPacketEnd is still owed: the
+  // next call reports it, with or without input.
+  bool end_pending() const { return end_pending_; }
   // The frame being read is 0xFFFFFF long, so another frame follows it.
   bool continued() const { return continued_; }
   // Logical payload of the current packet counted so far.

@@ -8,17 +8,30 @@
 #include "tests/support/metrics_scrape.h"
 #include "tests/support/process.h"
 #include "tests/support/target.h"
+#include "tests/support/temp_dir.h"
 
 namespace sluice::test {
 namespace {
 
 // `mariadb --compress` against port with `sql` on stdin (a long statement
 // would not fit on a command line).
-ProcessResult compressed_cli(int port, const std::string& sql) {
-  return run_process(
-      {"mariadb", "--no-defaults", "--protocol=TCP", "-h", "127.0.0.1", "-P", std::to_string(port),
-       "-u", "root", "--batch", "--skip-column-names", "--compress", "--max-allowed-packet=64M"},
-      std::chrono::minutes(2), {sql});
+ProcessResult compressed_cli(int port, const std::string& sql,
+                             const std::vector<std::string>& extra = {}) {
+  std::vector<std::string> args = {"mariadb",
+                                   "--no-defaults",
+                                   "--protocol=TCP",
+                                   "-h",
+                                   "127.0.0.1",
+                                   "-P",
+                                   std::to_string(port),
+                                   "-u",
+                                   "root",
+                                   "--batch",
+                                   "--skip-column-names",
+                                   "--compress",
+                                   "--max-allowed-packet=64M"};
+  args.insert(args.end(), extra.begin(), extra.end());
+  return run_process(args, std::chrono::minutes(2), {sql});
 }
 
 // A statement whose COM_QUERY payload (1 command byte + the text) is exactly `payload` bytes.
@@ -64,6 +77,34 @@ TEST_CASE("compression: max_allowed_packet applies to the uncompressed packet") 
   const std::string m = http_get(target.sluice()->metrics_port());
   CHECK(metric_value(m, "sluice_oversized_packets_total",
                      {{"direction", "client_to_server"}, {"action", "close"}}) == 1);
+}
+
+TEST_CASE(
+    "compression: LOAD DATA LOCAL and a packet of exactly 0xFFFFFF bytes, which both end with an "
+    "empty packet, reach the server") {
+  MariaDbServer server({.args = {"--max-allowed-packet=64M"},
+                        .bootstrap_sql = "CREATE DATABASE d; CREATE TABLE d.t (a INT, b TEXT);"});
+  // A frame held for good would show as a read timeout: make that quick.
+  Target target(server, {.listener = {{"net_read_timeout", "5s"}}});
+  TempDir dir("sluice-compress-infile");
+  std::string rows;
+  for (int i = 0; i < 1000; ++i) rows += std::to_string(i) + "\trow " + std::to_string(i) + "\n";
+  write_file(dir / "rows.tsv", rows);
+  write_file(dir / "empty.tsv", "");
+  const std::string sql = "LOAD DATA LOCAL INFILE '" + (dir / "rows.tsv").string() +
+                          "' INTO TABLE d.t;\n"
+                          "LOAD DATA LOCAL INFILE '" +
+                          (dir / "empty.tsv").string() +
+                          "' INTO TABLE d.t;\n"
+                          "SELECT COUNT(*), SUM(a) FROM d.t;\n" +
+                          query_of_payload(0xFFFFFF) + ";\n";
+  const auto r = compressed_cli(target.port(), sql, {"--local-infile=1"});
+  REQUIRE_MESSAGE(r.status.success(), r.err);
+  CHECK(r.out == "1000\t499500\n" + std::to_string(0xFFFFFF - 1 - 17) + "\n");
+  if (target.direct()) return;
+  const std::string m = http_get(target.sluice()->metrics_port());
+  CHECK(metric_value(m, "sluice_compressed_sessions_total", {{"listener", "main"}}) == 1);
+  CHECK(metric_value(m, "sluice_timeouts_total", {{"listener", "main"}, {"kind", "read"}}) == 0);
 }
 
 }  // namespace

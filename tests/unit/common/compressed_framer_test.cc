@@ -102,6 +102,43 @@ TEST_CASE("compressed framer: inner packets inside deflated and stored frames, a
   }
 }
 
+TEST_CASE("compressed framer: an empty inner packet ends where its frame ends") {
+  // LOAD DATA LOCAL ends its data with an empty packet, and a packet of
+  // exactly 0xFFFFFF bytes ends with an empty frame: the frame holding it is
+  // between packets once read, or a client's last frame would be held for good.
+  const Bytes end = inner_packet(0, 3, 0);
+  Bytes both = inner_packet(5, 2, 0x61);
+  both.insert(both.end(), end.begin(), end.end());
+  for (const bool stored : {true, false}) {
+    CAPTURE(stored);
+    for (const Bytes* inner : std::initializer_list<const Bytes*>{&end, &both}) {
+      const Bytes f = outer_frame(*inner, 2, stored);
+      for (const std::size_t chunk : {std::size_t{1}, std::size_t{7}, f.size()}) {
+        CAPTURE(chunk);
+        const Walk w = walk(f, chunk);
+        CHECK_FALSE(w.error);
+        CHECK(w.outer_ends == std::vector<std::size_t>{f.size()});
+        CHECK(w.boundary_at_end == std::vector<bool>{true});
+        CHECK(w.inner_lengths ==
+              (inner == &end ? std::vector<std::uint64_t>{0} : std::vector<std::uint64_t>{5, 0}));
+      }
+    }
+    // 0xFFFFFF bytes: a full frame and an empty one, in two outer frames (an
+    // outer frame holds at most 0xFFFFFF bytes), the second ending with the
+    // empty frame's header.
+    Bytes full = inner_packet(0xFFFFFF, 0, 0x03);
+    full.insert(full.end(), end.begin(), end.end());
+    const std::size_t split = full.size() - 10;
+    Bytes stream = outer_frame(Bytes(full.begin(), full.begin() + split), 0, stored);
+    const Bytes last = outer_frame(Bytes(full.begin() + split, full.end()), 1, stored);
+    stream.insert(stream.end(), last.begin(), last.end());
+    const Walk w = walk(stream, 1 << 16);
+    CHECK_FALSE(w.error);
+    CHECK(w.boundary_at_end == std::vector<bool>{false, true});
+    CHECK(w.inner_lengths == std::vector<std::uint64_t>{0xFFFFFF});
+  }
+}
+
 TEST_CASE("compressed framer: a large inner packet is seen from its header before it is inflated") {
   const Bytes big = inner_packet(1 << 20, 0, 0x03);
   const Bytes f = outer_frame(big, 0, false);
