@@ -168,6 +168,7 @@ class Session {
   [[gnu::hot]] bool reserve_memory(Pipe& p, std::uint64_t bytes);
   std::uint64_t large_claim(const Pipe& p) const;
   bool unproven(const Pipe& p) const;
+  void untracked_traffic(const Pipe& p);
   void release_memory(Pipe& p);
   [[gnu::hot]] void scan(Pipe& p, std::size_t from);
   [[gnu::hot]] void flush(Pipe& p);

@@ -68,7 +68,7 @@ void Session::on_readable(Pipe& p) {
     p.buf.set_complete(p.buf.received());
     p.bytes += r.bytes;
     stats_.bytes[idx(p.dir)].add(r.bytes);
-    idle_deadline_ = now() + static_cast<std::uint64_t>(cfg_->wait_timeout.count());
+    untracked_traffic(p);
   } else if (&p == &c2s_ && !client_started_) {
     if (!scan_client_start(p)) return;
   } else {
@@ -79,9 +79,7 @@ void Session::on_readable(Pipe& p) {
     if (refusal_ && !response_outstanding()) [[unlikely]] {
       return finish_refusal();
     }
-    if (tracker_.lost()) {
-      idle_deadline_ = now() + static_cast<std::uint64_t>(cfg_->wait_timeout.count());
-    }
+    if (tracker_.lost()) untracked_traffic(p);
   }
   // Optimistic: write in this wakeup, and wait for writability only after
   // EAGAIN. While a write deadline runs the destination was full at the last
@@ -100,6 +98,16 @@ void Session::on_readable(Pipe& p) {
   }
   update_poll();
   arm_timer();
+}
+
+// Where commands cannot be followed (TLS, compressed zstd, lost tracking),
+// whoever spoke last tells whether the session is idle: after the client's
+// bytes a request is in flight (a long query must not be cut by
+// wait_timeout, as mysqld does not cut it); after the server's, the client's
+// turn has come and wait_timeout runs. (A client that goes silent mid-request
+// is the server's to time out, with its own net_read_timeout.)
+void Session::untracked_traffic(const Pipe& p) {
+  idle_deadline_ = &p == &c2s_ ? 0 : now() + static_cast<std::uint64_t>(cfg_->wait_timeout.count());
 }
 
 // Whether a flush of `p` now would write something.

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "tests/support/mariadb_server.h"
+#include "tests/support/metrics_scrape.h"
 #include "tests/support/process.h"
 #include "tests/support/target.h"
 #include "tests/support/tls_certs.h"
@@ -102,6 +103,43 @@ TEST_CASE("cli: mariadb --ssl passes TLS through to a server with generated cert
   REQUIRE_MESSAGE(result.status.success(), describe(result));
   CHECK(result.out ==
         "1\n200000\t" + server.connect_socket().scalar("SELECT MD5(REPEAT('t', 200000))") + "\n");
+}
+
+TEST_CASE(
+    "cli: a mariadb --ssl query longer than wait_timeout is not cut as idle, an idle TLS session "
+    "is") {
+  TlsCerts certs;
+  MariaDbServer server({.args = certs.server_args()});
+  Target target(server, {.listener = {{"wait_timeout", "2s"}}});
+  // Inside TLS sluice cannot see commands; the client spoke last, so a
+  // request is in flight and wait_timeout does not run (mysqld's does not).
+  const auto result = mariadb_cli(
+      target.port(), {"--ssl", "--ssl-ca=" + certs.ca_cert(), "-e", "SELECT SLEEP(3), 'done'"});
+  REQUIRE_MESSAGE(result.status.success(), describe(result));
+  CHECK(result.out == "0\tdone\n");
+  if (target.direct()) return;
+  CHECK(metric_value(http_get(target.sluice()->metrics_port()), "sluice_timeouts_total",
+                     {{"listener", "main"}, {"kind", "idle"}}) == 0);
+
+  // A TLS session idle after the server's last answer still goes at
+  // wait_timeout (PyMySQL, whose connection can be held open idle).
+  const std::string script =
+      "import pymysql, sys, time\n"
+      "c = pymysql.connect(host='127.0.0.1', port=int(sys.argv[1]), user='root',\n"
+      "                    ssl={'ca': sys.argv[2]})\n"
+      "cur = c.cursor(); cur.execute('SELECT 1'); print(cur.fetchone()[0])\n"
+      "time.sleep(3.5)\n"
+      "try:\n"
+      "    cur.execute('SELECT 2'); print('still open')\n"
+      "except pymysql.err.OperationalError as e:\n"
+      "    print('closed', e.args[0])\n";
+  const auto idle = run_process(
+      {"/usr/bin/python3", "-c", script, std::to_string(target.port()), certs.ca_cert()},
+      std::chrono::minutes(1));
+  REQUIRE_MESSAGE(idle.status.success(), describe(idle));
+  CHECK(idle.out.starts_with("1\nclosed "));
+  CHECK(metric_value(http_get(target.sluice()->metrics_port()), "sluice_timeouts_total",
+                     {{"listener", "main"}, {"kind", "idle"}}) == 1);
 }
 
 TEST_CASE("cli: mariadb --compress works through sluice") {
