@@ -195,7 +195,16 @@ void Session::on_timer() {
   const std::uint64_t t = now();
   auto expired = [t](std::uint64_t d) { return d != 0 && d <= t; };
   const ErrContext ctx{0, 0, Millis{0}, cfg_->name};
-  if (expired(linger_deadline_)) return finish_close();
+  if (expired(linger_deadline_)) {
+    // After the client's FIN (not the ERR linger), what the server sent still
+    // reaches the client, however slowly it reads: a client that stopped
+    // reading is net_write_timeout's to cut. The deadline waits on.
+    if (phase_ != Phase::kLinger && s2c_.buf.pending() > 0) {
+      linger_deadline_ = t + static_cast<std::uint64_t>(cfg_->net_read_timeout.count());
+    } else {
+      return finish_close();
+    }
+  }
   if (expired(connect_deadline_)) {
     stats_.timeouts[idx(TimeoutKind::kConnect)].add();
     connect_deadline_ = 0;

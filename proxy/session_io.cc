@@ -64,6 +64,10 @@ void Session::on_readable(Pipe& p) {
   }
   const std::size_t from = p.buf.received();
   p.buf.on_received(r.bytes);
+  // Half-closed: the server still answering keeps the session (see on_source_eof).
+  if (c2s_.eof && &p == &s2c_ && phase_ != Phase::kLinger) {
+    linger_deadline_ = now() + static_cast<std::uint64_t>(cfg_->net_read_timeout.count());
+  }
   if (phase_ == Phase::kOpaque) {
     p.buf.set_complete(p.buf.received());
     p.bytes += r.bytes;

@@ -216,6 +216,27 @@ TEST_CASE("lifecycle: a client that half-closes after its query still reads the 
 }
 
 TEST_CASE(
+    "lifecycle: a client that half-closes and reads its result only after net_read_timeout gets "
+    "all of it") {
+  // After the FIN sluice waits for the server's close only as long as
+  // nothing is owed to the client: a result still going out is never cut.
+  MariaDbServer server;
+  Target target(server, {.listener = {{"net_read_timeout", "1s"}}});
+  RawMysqlClient client;
+  REQUIRE_MESSAGE(client.connect(target.port()), client.last_error());
+  const auto login = client.handshake();
+  REQUIRE_MESSAGE(login.logged_in, login.failure);
+  REQUIRE(client.send_query("SELECT REPEAT('h', 5000000)"));
+  client.shutdown_write();
+  std::this_thread::sleep_for(2500ms);
+  const QueryResult result = client.read_query_result(20s);
+  REQUIRE_MESSAGE(result.ok(), result.failure);
+  REQUIRE(result.rows().size() == 1);
+  CHECK(result.rows()[0][0] == std::string(5000000, 'h'));
+  CHECK(client.wait_closed(5s) == ReadStatus::kEof);
+}
+
+TEST_CASE(
     "lifecycle: a handshake abandoned with a FIN is counted by the server before the client "
     "sees the close") {
   // mysqld counts an aborted connect (and a max_connect_errors strike) when
