@@ -195,6 +195,7 @@ bool Session::oversized(Pipe& p, const FrameEvent& ev, std::uint64_t limit) {
   if (can_reject) {
     p.discarding = true;
     p.crossing_seq = ev.seq;
+    idle_deadline_ = 0;  // a command is arriving, if only to be thrown away
     // The first frame's command byte may already be here (limit above 16 MiB).
     const std::size_t first = p.buf.complete() + wire::kHeaderSize;
     p.first_payload_seen = false;
@@ -285,6 +286,8 @@ void Session::finish_reject(Pipe& p, std::uint64_t size) {
       error_packet(ErrorKind::kPacketTooLarge, static_cast<std::uint8_t>(p.last_seq + 1), ctx);
   to_client_sent_ = 0;
   client_expects_ = 0;
+  // Answered: the client's turn, as after any response.
+  idle_deadline_ = now() + static_cast<std::uint64_t>(cfg_->wait_timeout.count());
   flush(s2c_);
 }
 

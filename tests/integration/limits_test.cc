@@ -409,6 +409,47 @@ TEST_CASE(
   check_oversized_delta(target, before, 0, 4, 0);
 }
 
+TEST_CASE(
+    "limits: a rejected packet is a command for wait_timeout: the idle clock restarts after it") {
+  MariaDbServer server({.args = {kServerBig}});
+  Target target(server, {.listener = {{"max_allowed_packet", "1M"},
+                                      {"on_oversized", "reject"},
+                                      {"wait_timeout", "2s"}}});
+  if (target.direct()) {
+    MESSAGE("direct mode: reject is sluice's");
+    return;
+  }
+  const std::string framed = frames(0, sized_query(2 * kMiB));
+  const std::string idle_message =
+      "The client was disconnected by the server because of inactivity.";
+  {
+    // Rejected 1.5 s after the login: 1 s after the answer (2.5 s after the
+    // login) the session is not idle, and the next command works.
+    auto client = raw_login(target.port());
+    std::this_thread::sleep_for(1500ms);
+    REQUIRE(client->send_raw(framed, 30s));
+    expect_err(*client, 1153, "08S01", kPacketTooLargeMessage, 1);
+    std::this_thread::sleep_for(1000ms);
+    const QueryResult next = client->query("SELECT 1", 10s);
+    REQUIRE_MESSAGE(next.ok(), next.failure);
+  }
+  {
+    // Sent in two parts across the deadline the login started: once it is
+    // answered, the session idles and goes at wait_timeout from the answer.
+    auto client = raw_login(target.port());
+    std::this_thread::sleep_for(1500ms);
+    REQUIRE(client->send_raw(std::string_view(framed).substr(0, kMiB), 30s));
+    std::this_thread::sleep_for(1000ms);
+    REQUIRE(client->send_raw(std::string_view(framed).substr(kMiB), 30s));
+    expect_err(*client, 1153, "08S01", kPacketTooLargeMessage, 1);
+    const auto answered = std::chrono::steady_clock::now();
+    expect_err(*client, 4031, "HY000", idle_message, 0, 5s);
+    const auto idle = std::chrono::steady_clock::now() - answered;
+    CHECK(idle >= 1800ms);
+    CHECK(idle <= 3s);
+  }
+}
+
 TEST_CASE("limits: reject with a 20M limit drops the held first frame and answers after the last") {
   MariaDbServer server({.args = {kServerBig}});
   Target target(server, {.listener = {{"max_allowed_packet", "20M"}, {"on_oversized", "reject"}}});
