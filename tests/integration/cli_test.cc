@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "tests/support/mariadb_cli.h"
 #include "tests/support/mariadb_server.h"
 #include "tests/support/metrics_scrape.h"
 #include "tests/support/process.h"
@@ -12,26 +13,6 @@
 
 namespace sluice::test {
 namespace {
-
-// Runs `mariadb` against 127.0.0.1:port as root with `args` appended. Batch
-// mode without column names keeps the output easy to compare; --no-defaults
-// keeps the machine's my.cnf out of it.
-ProcessResult mariadb_cli(int port, std::vector<std::string> args) {
-  std::vector<std::string> argv = {"mariadb",
-                                   "--no-defaults",
-                                   "--protocol=TCP",
-                                   "-h",
-                                   "127.0.0.1",
-                                   "-P",
-                                   std::to_string(port),
-                                   "-u",
-                                   "root",
-                                   "--batch",
-                                   "--skip-column-names",
-                                   "--connect-timeout=60"};
-  argv.insert(argv.end(), args.begin(), args.end());
-  return run_process(argv, std::chrono::minutes(2));
-}
 
 std::string describe(const ProcessResult& result) {
   return result.status.describe() + (result.timed_out ? " (timed out)" : "") + "\nstdout:\n" +

@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "tests/support/mariadb_cli.h"
 #include "tests/support/mariadb_server.h"
 #include "tests/support/metrics_scrape.h"
 #include "tests/support/process.h"
@@ -13,25 +14,12 @@
 namespace sluice::test {
 namespace {
 
-// `mariadb --compress` against port with `sql` on stdin (a long statement
-// would not fit on a command line).
+// `mariadb --compress` against port with `sql` on stdin.
 ProcessResult compressed_cli(int port, const std::string& sql,
                              const std::vector<std::string>& extra = {}) {
-  std::vector<std::string> args = {"mariadb",
-                                   "--no-defaults",
-                                   "--protocol=TCP",
-                                   "-h",
-                                   "127.0.0.1",
-                                   "-P",
-                                   std::to_string(port),
-                                   "-u",
-                                   "root",
-                                   "--batch",
-                                   "--skip-column-names",
-                                   "--compress",
-                                   "--max-allowed-packet=64M"};
+  std::vector<std::string> args = {"--compress", "--max-allowed-packet=64M"};
   args.insert(args.end(), extra.begin(), extra.end());
-  return run_process(args, std::chrono::minutes(2), {sql});
+  return mariadb_cli(port, args, sql);
 }
 
 // A statement whose COM_QUERY payload (1 command byte + the text) is exactly `payload` bytes.

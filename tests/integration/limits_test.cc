@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "tests/support/limits_support.h"
+#include "tests/support/mariadb_cli.h"
 #include "tests/support/mariadb_server.h"
 #include "tests/support/metrics_scrape.h"
 #include "tests/support/mysql_conn.h"
@@ -85,24 +86,6 @@ void expect_query_passes(RawMysqlClient& client, std::size_t size) {
 void send_refused(RawMysqlClient& client, std::size_t size, std::uint8_t seq = 0) {
   const std::string payload = sized_query(size);
   client.send_packet(seq, payload, 60s);
-}
-
-// Runs `mariadb` against 127.0.0.1:port as root (as cli_test.cc does).
-ProcessResult mariadb_cli(int port, std::vector<std::string> args) {
-  std::vector<std::string> argv = {"mariadb",
-                                   "--no-defaults",
-                                   "--protocol=TCP",
-                                   "-h",
-                                   "127.0.0.1",
-                                   "-P",
-                                   std::to_string(port),
-                                   "-u",
-                                   "root",
-                                   "--batch",
-                                   "--skip-column-names",
-                                   "--connect-timeout=60"};
-  argv.insert(argv.end(), args.begin(), args.end());
-  return run_process(argv, std::chrono::minutes(2));
 }
 
 std::string describe(const ProcessResult& result) {

@@ -344,7 +344,8 @@ TEST_CASE("loop: packets read in one wakeup from several sessions leave in one b
   CHECK(w.rig.sys.batches == std::vector<std::size_t>{2});
 }
 
-TEST_CASE("loop: a write failing in a batch ends its own session only, and EINTR in it is retried") {
+TEST_CASE(
+    "loop: a write failing in a batch ends its own session only, and EINTR in it is retried") {
   HeldWorker w;
   // a's lone write: EINTR twice then through; then the batch's first write
   // (b's or c's, whichever the wakeup reports first) fails with EPIPE.
