@@ -28,10 +28,6 @@ class Probes {
   std::vector<int> fds_;
 };
 
-}  // namespace
-
-namespace {
-
 // Binds and listens on `listen` (port 0 skipped), kept open in `probes`.
 bool probe(const std::string& key, const HostPort& listen, Probes& probes, std::string* error) {
   if (listen.port == 0) return true;

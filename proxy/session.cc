@@ -200,7 +200,7 @@ void Session::on_timer() {
     // reaches the client, however slowly it reads: a client that stopped
     // reading is net_write_timeout's to cut. The deadline waits on.
     if (phase_ != Phase::kLinger && s2c_.buf.pending() > 0) {
-      linger_deadline_ = t + static_cast<std::uint64_t>(cfg_->net_read_timeout.count());
+      linger_deadline_ = after(cfg_->net_read_timeout);
     } else {
       return finish_close();
     }

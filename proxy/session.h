@@ -140,6 +140,10 @@ class Session {
   void cancel_timer();
   void on_timer();
   [[gnu::hot]] std::uint64_t now() const;
+  // The deadline `timeout` from now, in now()'s milliseconds.
+  std::uint64_t after(Millis timeout) const {
+    return now() + static_cast<std::uint64_t>(timeout.count());
+  }
   void send_error_and_close(CloseReason reason, ErrorKind kind, std::uint8_t seq,
                             const ErrContext& ctx);
   void enter_linger();

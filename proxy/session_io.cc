@@ -66,7 +66,7 @@ void Session::on_readable(Pipe& p) {
   p.buf.on_received(r.bytes);
   // Half-closed: the server still answering keeps the session (see on_source_eof).
   if (c2s_.eof && &p == &s2c_ && phase_ != Phase::kLinger) {
-    linger_deadline_ = now() + static_cast<std::uint64_t>(cfg_->net_read_timeout.count());
+    linger_deadline_ = after(cfg_->net_read_timeout);
   }
   if (phase_ == Phase::kOpaque) {
     p.buf.set_complete(p.buf.received());
@@ -111,7 +111,7 @@ void Session::on_readable(Pipe& p) {
 // turn has come and wait_timeout runs. (A client that goes silent mid-request
 // is the server's to time out, with its own net_read_timeout.)
 void Session::untracked_traffic(const Pipe& p) {
-  idle_deadline_ = &p == &c2s_ ? 0 : now() + static_cast<std::uint64_t>(cfg_->wait_timeout.count());
+  idle_deadline_ = &p == &c2s_ ? 0 : after(cfg_->wait_timeout);
 }
 
 // Whether a flush of `p` now would write something.
@@ -374,7 +374,7 @@ void Session::track_read_deadline(Pipe& p) {
   if (framing_at_boundary(p)) {
     p.read_deadline = 0;
   } else if (p.read_deadline == 0) {
-    p.read_deadline = now() + static_cast<std::uint64_t>(cfg_->net_read_timeout.count());
+    p.read_deadline = after(cfg_->net_read_timeout);
   }
 }
 
@@ -497,7 +497,7 @@ void Session::on_source_eof(Pipe& p) {
     // connection overtake that. The server has net_read_timeout to close.
     connect_deadline_ = handshake_deadline_ = idle_deadline_ = 0;
     c2s_.read_deadline = 0;
-    linger_deadline_ = now() + static_cast<std::uint64_t>(cfg_->net_read_timeout.count());
+    linger_deadline_ = after(cfg_->net_read_timeout);
     leave_active();  // closing, as in the linger: no longer an open session
     flush(c2s_);     // after_drain() sends the FIN once everything is out
     if (closed()) return;

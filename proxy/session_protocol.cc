@@ -65,7 +65,7 @@ bool Session::scan_client_start(Pipe& p) {
     // (a HandshakeResponse of 80 bytes starts with 'P' too) and the read
     // deadline runs as for any other.
     if (p.read_deadline == 0) {
-      p.read_deadline = now() + static_cast<std::uint64_t>(cfg_->net_read_timeout.count());
+      p.read_deadline = after(cfg_->net_read_timeout);
     }
     return true;
   }
@@ -287,7 +287,7 @@ void Session::finish_reject(Pipe& p, std::uint64_t size) {
   to_client_sent_ = 0;
   client_expects_ = 0;
   // Answered: the client's turn, as after any response.
-  idle_deadline_ = now() + static_cast<std::uint64_t>(cfg_->wait_timeout.count());
+  idle_deadline_ = after(cfg_->wait_timeout);
   flush(s2c_);
 }
 
@@ -403,7 +403,7 @@ void Session::on_server_packet(const std::uint8_t* payload, std::size_t avail,
           }
           phase_ = Phase::kCommand;
           if (compress_requested_) go_compressed();
-          idle_deadline_ = now() + static_cast<std::uint64_t>(cfg_->wait_timeout.count());
+          idle_deadline_ = after(cfg_->wait_timeout);
           if (draining_) close_when_flushed_ = true;
           return;
         case AuthReply::kSwitch:
@@ -428,7 +428,7 @@ void Session::command_completed() {
   stats_.command_duration[command_index(done.command)].observe(
       kDurationBuckets, static_cast<double>(worker_.now_ns() - done.tag) / 1e9);
   if (!tracker_.idle()) return;  // pipelined commands are still outstanding
-  idle_deadline_ = now() + static_cast<std::uint64_t>(cfg_->wait_timeout.count());
+  idle_deadline_ = after(cfg_->wait_timeout);
 }
 
 // From here on the session's bytes are TLS records (or zstd frames): they
@@ -436,7 +436,7 @@ void Session::command_completed() {
 void Session::go_opaque(Pipe& from) {
   phase_ = Phase::kOpaque;
   handshake_deadline_ = 0;
-  idle_deadline_ = now() + static_cast<std::uint64_t>(cfg_->wait_timeout.count());
+  idle_deadline_ = after(cfg_->wait_timeout);
   for (Pipe* p : {&c2s_, &s2c_}) {
     p->read_deadline = 0;
     if (p != &from) take_raw(*p);

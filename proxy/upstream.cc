@@ -48,7 +48,7 @@ void Session::connect_next_upstream() {
                                                            : std::strerror(r.error));
   }
   if (r.status == IoStatus::kOk) return on_connected();
-  connect_deadline_ = now() + static_cast<std::uint64_t>(cfg_->connect_timeout.count());
+  connect_deadline_ = after(cfg_->connect_timeout);
   update_poll();
   arm_timer();
 }
