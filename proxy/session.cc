@@ -107,8 +107,8 @@ void Session::update_poll() {
   std::uint32_t client = 0;
   std::uint32_t server = 0;
   if (phase_ == Phase::kLinger) {
-    client = EPOLLIN;
-    if (s2c_.buf.pending() > 0 || to_client_sent_ < to_client_.size()) client |= EPOLLOUT;
+    if (!c2s_.eof) client = EPOLLIN;
+    if (owes_client()) client |= EPOLLOUT;
   } else {
     if (reading_allowed(c2s_)) client |= EPOLLIN;
     if (s2c_.write_deadline != 0) client |= EPOLLOUT;
@@ -196,11 +196,14 @@ void Session::on_timer() {
   auto expired = [t](std::uint64_t d) { return d != 0 && d <= t; };
   const ErrContext ctx{0, 0, Millis{0}, cfg_->name};
   if (expired(linger_deadline_)) {
-    // After the client's FIN (not the ERR linger), what the server sent still
-    // reaches the client, however slowly it reads: a client that stopped
-    // reading is net_write_timeout's to cut. The deadline waits on.
+    // What is owed to the client (the server's last packets, the ERR) still
+    // reaches it, however slowly it reads, after its FIN and in the linger
+    // alike: a client that stopped reading is net_write_timeout's to cut
+    // (below). The deadline waits on.
     if (phase_ != Phase::kLinger && s2c_.buf.pending() > 0) {
       linger_deadline_ = after(cfg_->net_read_timeout);
+    } else if (phase_ == Phase::kLinger && owes_client()) {
+      linger_deadline_ = after(linger_wait());
     } else {
       return finish_close();
     }
@@ -256,6 +259,8 @@ void Session::on_timer() {
     // The client stopped reading: no ERR can reach it.
     stats_.timeouts[idx(TimeoutKind::kWrite)].add();
     reset_client_ = true;
+    // In the linger the close was already logged with its own reason.
+    if (phase_ == Phase::kLinger) return finish_close();
     return close(CloseReason::kWriteTimeout);
   }
   if (expired(idle_deadline_)) {
@@ -347,16 +352,32 @@ void Session::enter_linger() {
   c2s_.read_deadline = s2c_.read_deadline = c2s_.write_deadline = 0;
   worker_.budget().cancel(&c2s_.ticket);
   worker_.budget().cancel(&s2c_.ticket);
-  linger_deadline_ = now() + std::min<std::uint64_t>(kLingerMs, cfg_->net_write_timeout.count());
+  linger_deadline_ = after(linger_wait());
   on_writable(s2c_);
   if (phase_ == Phase::kClosed) return;
   update_poll();
   arm_timer();
 }
 
+// How long a closing session waits for its client's FIN once it has been
+// sent everything owed to it (and before then, how often it looks).
+Millis Session::linger_wait() const {
+  return std::min(Millis{kLingerMs}, cfg_->net_write_timeout);
+}
+
+bool Session::owes_client() const {
+  return s2c_.buf.pending() > 0 || to_client_sent_ < to_client_.size();
+}
+
 void Session::on_linger_readable() {
   const IoResult r = discard_client_input();
   if (r.status == IoStatus::kOk || r.status == IoStatus::kWouldBlock) return;
+  if (r.status == IoStatus::kEof && owes_client()) {
+    // A FIN says only that the client sends no more: it may still read what
+    // is owed to it (a half-closed client does), and gets it before the close.
+    c2s_.eof = true;
+    return update_poll();
+  }
   finish_close();  // EOF or error: the client has what it will get
 }
 

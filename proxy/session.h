@@ -147,6 +147,8 @@ class Session {
   void send_error_and_close(CloseReason reason, ErrorKind kind, std::uint8_t seq,
                             const ErrContext& ctx);
   void enter_linger();
+  Millis linger_wait() const;
+  bool owes_client() const;
   void finish_close();
   void log_close();
   [[gnu::hot]] void count_io(SysOp op, const IoResult& r);

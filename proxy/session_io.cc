@@ -416,6 +416,8 @@ void Session::on_written(Pipe& p, const IoResult& r) {
   if (r.status == IoStatus::kError || r.status == IoStatus::kExhausted) {
     if (to_client) {
       reset_client_ = true;
+      // In the linger the close was already logged with its reason.
+      if (phase_ == Phase::kLinger) return finish_close();
       // After the client's FIN a failed write only confirms it has gone.
       return close(c2s_.eof ? reason_ : CloseReason::kClientWriteError);
     }
@@ -468,8 +470,10 @@ void Session::after_drain(Pipe& p) {
     }
   }
   if (phase_ == Phase::kLinger && &p == &s2c_) {
-    // The ERR is out: say FIN, and read until the client closes or the linger ends.
+    // The ERR is out: say FIN, and read until the client closes or the linger
+    // ends; a client that has closed its side already has everything.
     ::shutdown(client_fd_, SHUT_WR);
+    if (c2s_.eof) finish_close();
     return;
   }
   if (close_when_flushed_ && idle_between_commands()) close(CloseReason::kShutdown);

@@ -1,9 +1,12 @@
 // Session lifecycle through sluice: churn leaks nothing, partial packets stay, SIGTERM drains.
 #include <doctest/doctest.h>
+#include <poll.h>
 #include <signal.h>
+#include <sys/socket.h>
 
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "tests/support/fault_peers.h"
 #include "tests/support/free_port.h"
@@ -234,6 +237,89 @@ TEST_CASE(
   REQUIRE(result.rows().size() == 1);
   CHECK(result.rows()[0][0] == std::string(5000000, 'h'));
   CHECK(client.wait_closed(5s) == ReadStatus::kEof);
+}
+
+namespace {
+
+// Reads everything until the peer closes, `chunk` bytes at a time with a
+// pause between reads: a client slower than the server's result.
+std::string read_slowly(int fd, std::size_t chunk, std::chrono::milliseconds pause,
+                        std::chrono::seconds limit) {
+  std::string got;
+  std::vector<char> buf(chunk);
+  const auto end = Clock::now() + limit;
+  while (Clock::now() < end) {
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, 1000) <= 0) continue;
+    const ssize_t n = ::recv(fd, buf.data(), buf.size(), 0);
+    if (n <= 0) break;
+    got.append(buf.data(), static_cast<std::size_t>(n));
+    std::this_thread::sleep_for(pause);
+  }
+  return got;
+}
+
+}  // namespace
+
+TEST_CASE(
+    "lifecycle: a half-closed client reading slower than the server sends gets all of the result "
+    "after the server closes, and one that stops reading is cut at net_write_timeout") {
+  // The server closes as soon as it has sent its result and read the FIN;
+  // sluice may then still hold most of the result (a large buffer kept from
+  // an earlier large packet takes a whole row). Everything owed reaches the
+  // client however slowly it reads, although its FIN came long before; the
+  // close waits until it has it, or until it stops reading.
+  MariaDbServer server;
+  Target target(server, {.listener = {{"net_write_timeout", "3s"}}, .top = {{"workers", "1"}}});
+  const std::string query = "SELECT REPEAT('h', 8000000)";
+  auto half_closed = [&](RawMysqlClient& client) {
+    REQUIRE_MESSAGE(client.connect(target.port()), client.last_error());
+    const auto login = client.handshake();
+    REQUIRE_MESSAGE(login.logged_in, login.failure);
+    REQUIRE(client.buffered() == 0);
+    REQUIRE(client.send_query(query));
+    client.shutdown_write();
+  };
+  {
+    // Leaves the worker a kept 10 MB buffer.
+    RawMysqlClient big;
+    REQUIRE_MESSAGE(big.connect(target.port()), big.last_error());
+    REQUIRE(big.handshake().logged_in);
+    const QueryResult r = big.query("SELECT LENGTH('" + std::string(10'000'000, 'y') + "')");
+    REQUIRE_MESSAGE(r.ok(), r.failure);
+  }
+  RawMysqlClient fast;
+  half_closed(fast);
+  ReadStatus fast_end{};
+  const std::string expected = fast.read_until_closed(20s, &fast_end);
+  REQUIRE(fast_end == ReadStatus::kEof);
+  REQUIRE(expected.size() > 8'000'000);
+
+  RawMysqlClient slow;
+  half_closed(slow);
+  // About 1.6 MB/s: the result takes 5 s to read, and the server has closed
+  // long before; sluice used to close at the client's FIN, cutting the
+  // megabytes it still held.
+  const std::string got = read_slowly(slow.fd(), 16384, 10ms, 60s);
+  CHECK(got.size() == expected.size());
+  CHECK(got == expected);
+
+  if (target.direct()) return;
+  const auto write_timeouts = [&] {
+    return metric_value(http_get(target.sluice()->metrics_port()), "sluice_timeouts_total",
+                        {{"listener", "main"}, {"kind", "write"}});
+  };
+  const double before = write_timeouts();
+  RawMysqlClient stalled;
+  half_closed(stalled);
+  // Reads nothing: net_write_timeout (3 s without progress) ends it.
+  std::this_thread::sleep_for(4500ms);
+  CHECK(write_timeouts() == before + 1);
+  CHECK(metric_value(http_get(target.sluice()->metrics_port()), "sluice_buffered_bytes") == 0);
+  ReadStatus end{};
+  const std::string part = stalled.read_until_closed(10s, &end);
+  CHECK(part.size() < expected.size());
+  CHECK(end != ReadStatus::kTimeout);
 }
 
 TEST_CASE(
