@@ -214,8 +214,10 @@ void Session::on_timer() {
     connect_failed("connect timeout");
     if (closed()) return;
   }
-  if (expired(handshake_deadline_) && phase_ < Phase::kCommand) {
+  if (expired(handshake_deadline_) && (phase_ < Phase::kCommand || phase_ == Phase::kOpaque)) {
     stats_.timeouts[idx(TimeoutKind::kHandshake)].add();
+    // Inside TLS no plaintext ERR can be read.
+    if (phase_ == Phase::kOpaque) return close(CloseReason::kHandshakeTimeout);
     ErrContext c = ctx;
     c.timeout = cfg_->handshake_timeout;
     const bool client_waits = phase_ == Phase::kConnecting || phase_ == Phase::kAwaitGreeting ||

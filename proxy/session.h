@@ -6,6 +6,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -17,6 +18,7 @@
 #include "common/metric_table.h"
 #include "common/packet_buffer.h"
 #include "common/response_tracker.h"
+#include "common/tls_records.h"
 #include "proxy/io.h"
 #include "proxy/poller.h"
 #include "proxy/runtime_config.h"
@@ -211,6 +213,7 @@ class Session {
   void finish_reject(Pipe& p, std::uint64_t size);
   void go_opaque(Pipe& from);
   void take_raw(Pipe& p);
+  void watch_tls(const Pipe& p, std::span<const std::uint8_t> bytes);
   void go_compressed();
   void scan_compressed(Pipe& p, std::size_t from);
   void on_inner_packet(Pipe& p, std::uint64_t length);
@@ -271,6 +274,14 @@ class Session {
     std::uint64_t limit;
   };
   std::optional<Refusal> refusal_;
+  // TLS pass-through until the handshake is seen to end (see watch_tls):
+  // the record headers each way.
+  struct TlsWatch {
+    TlsRecordWalker client;
+    TlsRecordWalker server;
+    bool client_sent_data = false;  // the client's first application_data record came
+  };
+  std::unique_ptr<TlsWatch> tls_watch_;
   Pipe c2s_{Direction::kClientToServer};
   Pipe s2c_{Direction::kServerToClient};
   ResponseTracker tracker_;

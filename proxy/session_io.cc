@@ -69,6 +69,9 @@ void Session::on_readable(Pipe& p) {
     linger_deadline_ = after(cfg_->net_read_timeout);
   }
   if (phase_ == Phase::kOpaque) {
+    if (tls_watch_) [[unlikely]] {
+      watch_tls(p, {p.buf.data() + from, r.bytes});
+    }
     p.buf.set_complete(p.buf.received());
     p.bytes += r.bytes;
     stats_.bytes[idx(p.dir)].add(r.bytes);

@@ -329,6 +329,8 @@ void Session::on_client_packet(const std::uint8_t* payload, std::size_t avail, s
       }
       if (hello->ssl_request) {
         stats_.tls_sessions[idx(TlsMode::kPassthrough)].add();
+        // handshake_timeout goes on running, over the TLS records.
+        tls_watch_ = std::make_unique<TlsWatch>();
         return go_opaque(c2s_);
       }
       user_ = hello->user;
@@ -435,7 +437,7 @@ void Session::command_completed() {
 // pass through as they come, counted but not framed.
 void Session::go_opaque(Pipe& from) {
   phase_ = Phase::kOpaque;
-  handshake_deadline_ = 0;
+  if (!tls_watch_) handshake_deadline_ = 0;
   idle_deadline_ = after(cfg_->wait_timeout);
   for (Pipe* p : {&c2s_, &s2c_}) {
     p->read_deadline = 0;
@@ -446,9 +448,29 @@ void Session::go_opaque(Pipe& from) {
 // Everything `p` holds beyond its whole packets is now raw bytes to forward.
 void Session::take_raw(Pipe& p) {
   const std::size_t raw = p.buf.received() - p.buf.complete();
+  if (tls_watch_) watch_tls(p, {p.buf.data() + p.buf.complete(), raw});
   p.bytes += raw;
   stats_.bytes[idx(p.dir)].add(raw);
   p.buf.set_complete(p.buf.received());
+}
+
+// The TLS handshake is over, for handshake_timeout, when the server answers
+// the client's first application_data record: with TLS 1.2 that record is
+// the login (HandshakeResponse) and the answer its reply; with TLS 1.3 the
+// client's Finished already is one, and the answer ends the TLS handshake
+// (the login inside it cannot be seen: the server's connect_timeout bounds
+// it). Bytes that are not TLS records keep the deadline: the server will
+// close, or handshake_timeout will.
+void Session::watch_tls(const Pipe& p, std::span<const std::uint8_t> bytes) {
+  TlsWatch& w = *tls_watch_;
+  if (&p == &c2s_) {
+    if (w.client.feed(bytes) > 0) w.client_sent_data = true;
+    return;
+  }
+  if (w.server.feed(bytes) > 0 && w.client_sent_data) {
+    handshake_deadline_ = 0;
+    tls_watch_.reset();
+  }
 }
 
 }  // namespace sluice

@@ -1,9 +1,9 @@
 // Timeouts end to end with real timing: net_read_timeout (slowloris, half a header, mid-payload,
 // during the handshake), wait_timeout, handshake_timeout (black-hole upstream, silent client,
-// silent server), net_write_timeout (a client that stops reading a 200 MB result, a server that
-// stops reading), and a server session killed mid-result. Against a real MariaDB, except where a
-// real server cannot be made to misbehave (mid-packet stalls, not reading): there a scripted fake
-// server (tests/support/fault_peers.h) stands in.
+// silent server, a stalled TLS handshake), net_write_timeout (a client that stops reading a 200 MB
+// result, a server that stops reading), and a server session killed mid-result. Against a real
+// MariaDB, except where a real server cannot be made to misbehave (mid-packet stalls, not reading):
+// there a scripted fake server (tests/support/fault_peers.h) stands in.
 //
 // Every timeout here is 1-2 s. An event must happen no earlier than timeout - 0.2 s and no later
 // than timeout + 1 s, measured from the moment the stall started.
@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "tests/support/fault_peers.h"
+#include "tests/support/mariadb_cli.h"
 #include "tests/support/mariadb_server.h"
 #include "tests/support/metrics_scrape.h"
 #include "tests/support/mysql_conn.h"
@@ -24,6 +25,7 @@
 #include "tests/support/raw_mysql.h"
 #include "tests/support/sluice_process.h"
 #include "tests/support/target.h"
+#include "tests/support/tls_certs.h"
 
 namespace sluice::test {
 namespace {
@@ -226,7 +228,7 @@ TEST_CASE(
   SluiceProcess& sluice = *target.sluice();
   // An 80-byte response (root, a 20-byte scramble, nothing else) starts with
   // 'P' (0x50), as a PROXY v1 header does; 0x0D starts a v2 one.
-  for (const std::string first : {std::string("\x50"), std::string("\x0d")}) {
+  for (const char* first : {"\x50", "\x0d"}) {
     CAPTURE(static_cast<int>(first[0]));
     RawMysqlClient client;
     REQUIRE_MESSAGE(client.connect(target.port()), client.last_error());
@@ -393,6 +395,68 @@ TEST_CASE(
   check_timing(elapsed, 1s, "close");
   CHECK_MESSAGE(wait_server_sessions(monitor, 0, 5s), "the server session outlived the timeout");
   CHECK(scrape(sluice.metrics_port(), "sluice_timeouts_total", main_and("kind", "handshake")) == 1);
+}
+
+// An SSLRequest answering `greeting`, as one frame with seq 1.
+std::string ssl_request(const Greeting& greeting) {
+  using namespace client_flag;
+  const std::uint32_t caps = kLongPassword | kProtocol41 | kSecureConnection | kPluginAuth | kSsl;
+  std::string payload;
+  for (const std::uint32_t v : {caps, 16u << 20}) {
+    for (int i = 0; i < 4; ++i) payload.push_back(static_cast<char>(v >> (8 * i)));
+  }
+  payload.push_back(static_cast<char>(greeting.charset));
+  payload.append(23, '\0');
+  return frames(1, payload);
+}
+
+TEST_CASE(
+    "timeouts: a client stalled in its TLS handshake is closed at handshake_timeout, while a TLS "
+    "session that has logged in outlives it") {
+  if (direct_mode()) return;
+  // Past the SSLRequest sluice sees only TLS records, yet handshake_timeout
+  // still bounds the handshake (before, only the server's own connect_timeout
+  // of 10 s did).
+  TlsCerts certs;
+  MariaDbServer server({.args = certs.server_args()});
+  Target target(server, {.listener = {{"handshake_timeout", "2s"}}});
+  SluiceProcess& sluice = *target.sluice();
+  MysqlConn monitor(server.socket_options());
+
+  for (const bool began_hello : {false, true}) {
+    INFO((began_hello ? "a ClientHello record begun, never finished" : "nothing after SSLRequest"));
+    RawMysqlClient client;
+    const auto started = Clock::now();  // handshake_timeout runs from the accept
+    REQUIRE_MESSAGE(client.connect(target.port()), client.last_error());
+    const ReadResult greeting = client.read_packet(10s);
+    REQUIRE_MESSAGE(greeting.ok(), describe(greeting));
+    const auto parsed = parse_greeting(greeting.packet.payload);
+    REQUIRE(parsed.has_value());
+    std::string sent = ssl_request(*parsed);
+    if (began_hello) sent += std::string("\x16\x03\x01\x02\x00", 5) + std::string(100, '\x01');
+    REQUIRE(client.send_raw(sent));
+    const ReadResult read = client.read_packet(10s);
+    const auto elapsed = Clock::now() - started;
+    INFO("after the SSLRequest the client received: ", describe(read));
+    // No plaintext ERR: the client expects TLS records.
+    CHECK((read.status == ReadStatus::kEof || read.status == ReadStatus::kReset));
+    check_timing(elapsed, 2s, "close");
+  }
+  CHECK_MESSAGE(wait_server_sessions(monitor, 0, 5s), "the server session outlived the timeout");
+  CHECK(scrape(sluice.metrics_port(), "sluice_timeouts_total", main_and("kind", "handshake")) == 2);
+
+  // The watch ends with the handshake: a session longer than it goes on,
+  // whichever TLS version the watch followed.
+  for (const char* version : {"TLSv1.3", "TLSv1.2"}) {
+    const auto result = mariadb_cli(
+        target.port(),
+        {"--ssl", "--ssl-ca=" + certs.ca_cert(), std::string("--tls-version=") + version, "-e",
+         "SELECT VARIABLE_VALUE FROM information_schema.SESSION_STATUS WHERE "
+         "VARIABLE_NAME = 'Ssl_version'; SELECT SLEEP(2.5), 'done'"});
+    REQUIRE_MESSAGE(result.status.success(), result.err);
+    CHECK(result.out == std::string(version) + "\n0\tdone\n");
+  }
+  CHECK(scrape(sluice.metrics_port(), "sluice_timeouts_total", main_and("kind", "handshake")) == 2);
 }
 
 // A logged-in raw client with a 4 KiB receive buffer sends a query whose
