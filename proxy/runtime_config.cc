@@ -19,7 +19,8 @@ bool resolve_address(const HostPort& hp, ResolvedAddress* out, std::string* erro
 std::shared_ptr<const RuntimeConfig> make_runtime_config(Config config,
                                                          std::vector<std::string>* warnings) {
   auto rc = std::make_shared<RuntimeConfig>();
-  for (const ListenerConfig& l : config.listeners) {
+  for (std::size_t i = 0; i < config.listeners.size(); ++i) {
+    const ListenerConfig& l = config.listeners[i];
     std::vector<ResolvedAddress> list;
     for (const HostPort& hp : l.upstreams) {
       ResolvedAddress a;
@@ -29,7 +30,8 @@ std::shared_ptr<const RuntimeConfig> make_runtime_config(Config config,
                   ::inet_pton(AF_INET6, hp.host.c_str(), &probe) == 1;
       if (!resolve_address(hp, &a, &error)) {
         a.len = 0;
-        warnings->push_back("listeners." + l.name + ".upstreams: " + error +
+        // Named as config errors name keys.
+        warnings->push_back("listeners[" + std::to_string(i) + "].upstreams: " + error +
                             " (counted as a failed attempt until it resolves)");
       }
       a.text = hp.text();

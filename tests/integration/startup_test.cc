@@ -55,6 +55,8 @@ TEST_CASE("startup: an upstream name that does not resolve is not fatal and fail
   CHECK(metric_value(m, "sluice_upstream_connect_errors_total",
                      {{"upstream", "no-such-host.invalid:3306"}}) >= 1);
   CHECK(sluice.stderr_text().find("upstream_unresolved") != std::string::npos);
+  // Named as a config error names the key.
+  CHECK(sluice.stderr_text().find("listeners[0].upstreams: ") != std::string::npos);
 }
 
 TEST_CASE("startup: SIGTERM during start-up drains and exits 0") {
