@@ -356,7 +356,9 @@ void Session::on_client_packet(const std::uint8_t* payload, std::size_t avail, s
   // LOCAL INFILE data and COM_CHANGE_USER auth answers are not commands, even
   // when their sequence id wraps to 0: the tracker knows what the server asked.
   if (tracker_.awaiting_client()) return on_tracker_step(tracker_.on_client_packet(prefix, length));
-  const std::uint8_t command = avail > 0 ? payload[0] : 0xFF;
+  // mysqld reads an empty command packet as COM_SLEEP (and answers an ERR):
+  // so do the tracker and both command metrics.
+  const std::uint8_t command = avail > 0 ? payload[0] : kComSleep;
   stats_.commands[command_index(command)].add();
   if (command == kComQuit) quit_sent_ = true;
   idle_deadline_ = 0;

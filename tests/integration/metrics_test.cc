@@ -603,11 +603,20 @@ TEST_CASE("metrics: an unknown command byte counts as COM_UNKNOWN and its ERR is
   REQUIRE(client.last_error().has_value());
   CHECK(client.last_error()->code == 1047);  // ER_UNKNOWN_COM_ERROR: one ERR packet
   REQUIRE(client.query("SELECT 1").size() == 1);
+  // An empty command packet: mysqld takes it for COM_SLEEP, and so does every
+  // metric (one label in both families).
+  REQUIRE(client.send(0, ""));
+  CHECK(client.read_result().empty());
+  REQUIRE(client.last_error().has_value());
+  CHECK(client.last_error()->code == 1047);
   REQUIRE(client.send(0, "\x01"));
   CHECK(client.raw().wait_closed(10s) != ReadStatus::kTimeout);
   client.raw().close();
   const std::string after = scrape_when_idle(sluice);
 
+  CHECK(delta(before, after, "sluice_commands_total", lis({{"command", "COM_SLEEP"}})) == 1);
+  CHECK(delta(before, after, "sluice_command_duration_seconds_count",
+              lis({{"command", "COM_SLEEP"}})) == 1);
   CHECK(delta(before, after, "sluice_commands_total", lis({{"command", "COM_UNKNOWN"}})) == 1);
   CHECK(delta(before, after, "sluice_commands_total", lis({{"command", "COM_QUERY"}})) == 1);
   // The server answered with exactly one ERR, as for any command byte it does
