@@ -12,21 +12,21 @@ namespace {
 
 // How the server answers a command.
 enum class Answer : std::uint8_t {
-  kUntrackable,  // a stream (binlog dump, MySQL's clone): stop tracking
-  kNone,         // nothing at all
-  kResult,       // OK / ERR / LOCAL INFILE / result sets, chained by MORE_RESULTS
-  kFetch,        // rows of an open cursor
-  kPrepare,      // COM_STMT_PREPARE_OK with definitions, or ERR
-  kFieldList,    // column definitions then EOF, or ERR
-  kSingle,       // one OK, EOF or ERR
-  kAnyOne,       // one packet of free-form text
-  kChangeUser,   // authentication round trips, then OK or ERR
+  kStream,      // a stream (binlog dump, MySQL's clone) unless refused with an ERR
+  kNone,        // nothing at all
+  kResult,      // OK / ERR / LOCAL INFILE / result sets, chained by MORE_RESULTS
+  kFetch,       // rows of an open cursor
+  kPrepare,     // COM_STMT_PREPARE_OK with definitions, or ERR
+  kFieldList,   // column definitions then EOF, or ERR
+  kSingle,      // one OK, EOF or ERR
+  kAnyOne,      // one packet of free-form text
+  kChangeUser,  // authentication round trips, then OK or ERR
 };
 
 // Every command byte mapped to its answer. Obsolete, internal and unknown
 // commands (COM_SLEEP, COM_TIME, COM_TABLE_DUMP, any byte the server does not
 // know) get a single ERR ("Unknown command", 1047), checked on MariaDB 10.11.
-constexpr std::uint8_t kComClone = 0x20;  // MySQL 8: streams a data directory
+constexpr std::uint8_t kComClone = 0x20;  // MySQL 8: streams a data directory; MariaDB: 1047
 
 constexpr std::array<Answer, 256> make_answers() {
   std::array<Answer, 256> a{};
@@ -39,7 +39,7 @@ constexpr std::array<Answer, 256> make_answers() {
   a[kComFieldList] = Answer::kFieldList;
   a[kComStatistics] = Answer::kAnyOne;
   a[kComChangeUser] = Answer::kChangeUser;
-  a[kComBinlogDump] = a[kComBinlogDumpGtid] = a[kComClone] = Answer::kUntrackable;
+  a[kComBinlogDump] = a[kComBinlogDumpGtid] = a[kComClone] = Answer::kStream;
   return a;
 }
 constexpr std::array<Answer, 256> kAnswers = make_answers();
@@ -89,7 +89,7 @@ ResponseTracker::Step ResponseTracker::on_command(std::span<const std::uint8_t> 
     last_ = {command, tag};
     return Step::kComplete;
   }
-  if (answer == Answer::kUntrackable || count_ == kMaxOutstanding) return lose();
+  if (count_ == kMaxOutstanding) return lose();
   const std::size_t slot = (head_ + count_) % kMaxOutstanding;
   commands_[slot] = command;
   tags_[slot] = tag;
@@ -146,6 +146,10 @@ ResponseTracker::Step ResponseTracker::dispatch(const Packet& p) {
       return on_single(p);
     case State::kAnyOne:
       return complete();
+    case State::kStreamStart:
+      // Refused (no privilege, no clone plugin, MariaDB's unknown command):
+      // one ERR and the session goes on; anything else starts the stream.
+      return p.first() == wire::kErrHeader ? complete() : lose();
     case State::kChangeUserStart:
     case State::kAuthExchange:
       return on_change_user(p);
@@ -337,9 +341,11 @@ void ResponseTracker::start_response() {
     case Answer::kChangeUser:
       state_ = State::kChangeUserStart;
       break;
+    case Answer::kStream:
+      state_ = State::kStreamStart;
+      break;
     case Answer::kSingle:
     case Answer::kNone:  // never queued
-    case Answer::kUntrackable:
       state_ = State::kSingle;
       break;
   }

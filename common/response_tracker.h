@@ -97,6 +97,7 @@ class ResponseTracker {
     kFieldList,        // COM_FIELD_LIST: column definitions until EOF or ERR
     kSingle,           // one OK, EOF or ERR packet
     kAnyOne,           // one packet of any content (COM_STATISTICS)
+    kStreamStart,      // binlog dump / clone: an ERR ends it, anything else is a stream
     kChangeUserStart,  // COM_CHANGE_USER: the first server reply
     kAuthExchange,     // COM_CHANGE_USER after an auth switch / more data
     kLost,             // stopped tracking
