@@ -35,7 +35,12 @@ class RealSyscalls final : public Syscalls {
     if (count == 1) {
       return ::syscall(SYS_sendto, fd, iov[0].iov_base, iov[0].iov_len, MSG_NOSIGNAL, nullptr, 0);
     }
-    return ::syscall(SYS_writev, fd, iov, count);
+    // sendmsg rather than writev: MSG_NOSIGNAL, as for every other write, so
+    // a peer gone away is EPIPE whatever the process's SIGPIPE disposition.
+    msghdr msg{};
+    msg.msg_iov = const_cast<iovec*>(iov);
+    msg.msg_iovlen = static_cast<std::size_t>(count);
+    return ::syscall(SYS_sendmsg, fd, &msg, MSG_NOSIGNAL);
   }
   int accept4(int fd, sockaddr* addr, socklen_t* len, int flags) override {
     return ::accept4(fd, addr, len, flags);

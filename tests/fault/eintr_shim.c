@@ -2,8 +2,9 @@
  *
  * sluice issues readv/writev through syscall(2) (libc's wrappers are thread
  * cancellation points and cost two atomics a call), as SYS_recvfrom/SYS_sendto for
- * a single buffer, so those are caught in syscall() and counted as readv and
- * writev; the libc wrappers are caught too, for any other caller. io_uring_setup
+ * a single buffer and SYS_readv/SYS_sendmsg for several, so those are caught in
+ * syscall() and counted as readv and writev; the libc wrappers are caught too,
+ * for any other caller. io_uring_setup
  * fails (ENOSYS), so sluice's batched writes are made one by one, as writev.
  *
  * Each call first fails with EINTR SLUICE_EINTR_BURST times in a row (the
@@ -113,7 +114,7 @@ long syscall(long number, ...) {
     return -1;
   }
   const int is_read = number == SYS_readv || number == SYS_recvfrom;
-  const int is_write = number == SYS_writev || number == SYS_sendto;
+  const int is_write = number == SYS_sendmsg || number == SYS_sendto;
   if ((is_read && inject(OP_READV)) || (is_write && inject(OP_WRITEV))) {
     return -1;
   }

@@ -64,7 +64,11 @@ class FaultSyscalls final : public Syscalls {
     std::unique_lock lock(mu);
     ++write_calls;
     return apply(writes, iov, count, [&](const iovec* v, int c) {
-      const ssize_t n = ::writev(fd, v, c);
+      // MSG_NOSIGNAL as the real calls: a peer gone is EPIPE, not SIGPIPE.
+      msghdr msg{};
+      msg.msg_iov = const_cast<iovec*>(v);
+      msg.msg_iovlen = static_cast<std::size_t>(c);
+      const ssize_t n = ::sendmsg(fd, &msg, MSG_NOSIGNAL);
       std::size_t total = 0;
       for (int i = 0; i < c; ++i) total += v[i].iov_len;
       if (n < 0 && errno == EAGAIN) ++writes_would_block;
