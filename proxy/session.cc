@@ -200,13 +200,8 @@ void Session::on_timer() {
     // reaches it, however slowly it reads, after its FIN and in the linger
     // alike: a client that stopped reading is net_write_timeout's to cut
     // (below). The deadline waits on.
-    if (phase_ != Phase::kLinger && s2c_.buf.pending() > 0) {
-      linger_deadline_ = after(cfg_->net_read_timeout);
-    } else if (phase_ == Phase::kLinger && owes_client()) {
-      linger_deadline_ = after(linger_wait());
-    } else {
-      return finish_close();
-    }
+    if (!owes_client()) return finish_close();
+    linger_deadline_ = after(phase_ == Phase::kLinger ? linger_wait() : cfg_->net_read_timeout);
   }
   if (expired(connect_deadline_)) {
     stats_.timeouts[idx(TimeoutKind::kConnect)].add();
@@ -261,8 +256,6 @@ void Session::on_timer() {
     // The client stopped reading: no ERR can reach it.
     stats_.timeouts[idx(TimeoutKind::kWrite)].add();
     reset_client_ = true;
-    // In the linger the close was already logged with its own reason.
-    if (phase_ == Phase::kLinger) return finish_close();
     return close(CloseReason::kWriteTimeout);
   }
   if (expired(idle_deadline_)) {
@@ -332,8 +325,10 @@ void Session::send_error_and_close(CloseReason reason, ErrorKind kind, std::uint
 }
 
 void Session::close(CloseReason reason) {
-  if (closed()) return;
-  reason_ = reason;
+  if (phase_ == Phase::kClosed) return;
+  // A lingering session was logged with its reason when it began to close;
+  // whatever cuts it now (net_write_timeout, shutdown_timeout) just ends it.
+  if (phase_ != Phase::kLinger) reason_ = reason;
   finish_close();
 }
 

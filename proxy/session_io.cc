@@ -419,8 +419,6 @@ void Session::on_written(Pipe& p, const IoResult& r) {
   if (r.status == IoStatus::kError || r.status == IoStatus::kExhausted) {
     if (to_client) {
       reset_client_ = true;
-      // In the linger the close was already logged with its reason.
-      if (phase_ == Phase::kLinger) return finish_close();
       // After the client's FIN a failed write only confirms it has gone.
       return close(c2s_.eof ? reason_ : CloseReason::kClientWriteError);
     }

@@ -259,6 +259,28 @@ std::string read_slowly(int fd, std::size_t chunk, std::chrono::milliseconds pau
   return got;
 }
 
+// Leaves the worker a large buffer kept from a 10 MB client packet, which a
+// large server row then streams into whole.
+void leave_large_buffer(int port) {
+  RawMysqlClient big;
+  REQUIRE_MESSAGE(big.connect(port), big.last_error());
+  REQUIRE(big.handshake().logged_in);
+  const QueryResult r = big.query("SELECT LENGTH('" + std::string(10'000'000, 'y') + "')");
+  REQUIRE_MESSAGE(r.ok(), r.failure);
+}
+
+const std::string kEightMbRow = "SELECT REPEAT('h', 8000000)";
+
+// Logs in, sends `query` and shuts down its sending side without reading.
+void half_closed_query(RawMysqlClient& client, int port, const std::string& query) {
+  REQUIRE_MESSAGE(client.connect(port), client.last_error());
+  const auto login = client.handshake();
+  REQUIRE_MESSAGE(login.logged_in, login.failure);
+  REQUIRE(client.buffered() == 0);
+  REQUIRE(client.send_query(query));
+  client.shutdown_write();
+}
+
 }  // namespace
 
 TEST_CASE(
@@ -271,32 +293,16 @@ TEST_CASE(
   // close waits until it has it, or until it stops reading.
   MariaDbServer server;
   Target target(server, {.listener = {{"net_write_timeout", "3s"}}, .top = {{"workers", "1"}}});
-  const std::string query = "SELECT REPEAT('h', 8000000)";
-  auto half_closed = [&](RawMysqlClient& client) {
-    REQUIRE_MESSAGE(client.connect(target.port()), client.last_error());
-    const auto login = client.handshake();
-    REQUIRE_MESSAGE(login.logged_in, login.failure);
-    REQUIRE(client.buffered() == 0);
-    REQUIRE(client.send_query(query));
-    client.shutdown_write();
-  };
-  {
-    // Leaves the worker a kept 10 MB buffer.
-    RawMysqlClient big;
-    REQUIRE_MESSAGE(big.connect(target.port()), big.last_error());
-    REQUIRE(big.handshake().logged_in);
-    const QueryResult r = big.query("SELECT LENGTH('" + std::string(10'000'000, 'y') + "')");
-    REQUIRE_MESSAGE(r.ok(), r.failure);
-  }
+  leave_large_buffer(target.port());
   RawMysqlClient fast;
-  half_closed(fast);
+  half_closed_query(fast, target.port(), kEightMbRow);
   ReadStatus fast_end{};
   const std::string expected = fast.read_until_closed(20s, &fast_end);
   REQUIRE(fast_end == ReadStatus::kEof);
   REQUIRE(expected.size() > 8'000'000);
 
   RawMysqlClient slow;
-  half_closed(slow);
+  half_closed_query(slow, target.port(), kEightMbRow);
   // About 1.6 MB/s: the result takes 5 s to read, and the server has closed
   // long before; sluice used to close at the client's FIN, cutting the
   // megabytes it still held.
@@ -311,7 +317,7 @@ TEST_CASE(
   };
   const double before = write_timeouts();
   RawMysqlClient stalled;
-  half_closed(stalled);
+  half_closed_query(stalled, target.port(), kEightMbRow);
   // Reads nothing: net_write_timeout (3 s without progress) ends it.
   std::this_thread::sleep_for(4500ms);
   CHECK(write_timeouts() == before + 1);
@@ -320,6 +326,37 @@ TEST_CASE(
   const std::string part = stalled.read_until_closed(10s, &end);
   CHECK(part.size() < expected.size());
   CHECK(end != ReadStatus::kTimeout);
+}
+
+TEST_CASE(
+    "lifecycle: shutdown_timeout also ends a closing session still owed bytes by a client that "
+    "does not read") {
+  // Owed bytes keep a closing session's linger going; only net_write_timeout
+  // (60 s here) or shutdown_timeout may end it, and shutdown_timeout must.
+  if (direct_mode()) return;
+  MariaDbServer server;
+  Target target(server, {.listener = {{"net_write_timeout", "60s"}},
+                         .top = {{"workers", "1"}, {"shutdown_timeout", "1s"}}});
+  leave_large_buffer(target.port());
+  RawMysqlClient stalled;
+  half_closed_query(stalled, target.port(), kEightMbRow);
+  SluiceProcess& sluice = *target.sluice();
+  // The server has sent the row and closed; sluice holds what the client
+  // has not read.
+  REQUIRE(fault::wait_until(
+      [&] {
+        return metric_value(http_get(sluice.metrics_port()), "sluice_connections_active",
+                            {{"listener", "main"}}) == 0 &&
+               metric_value(http_get(sluice.metrics_port()), "sluice_buffered_bytes") > 1e6;
+      },
+      5s));
+  const auto started = Clock::now();
+  sluice.send_signal(SIGTERM);
+  const auto status = sluice.wait_exit(5s);
+  const auto elapsed = Clock::now() - started;
+  REQUIRE_MESSAGE(status.has_value(), "sluice still running 5 s after SIGTERM");
+  CHECK(status->success());
+  CHECK(elapsed < 3s);
 }
 
 TEST_CASE(
