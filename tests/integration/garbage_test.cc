@@ -99,7 +99,7 @@ TEST_CASE("garbage: a framed but malformed HandshakeResponse gets 1043 and is no
 
   // Seq 1 as it should be, but two bytes are no HandshakeResponse: sluice
   // refuses it itself, so it is never forwarded, nor counted as forwarded.
-  for (const std::string payload : {std::string(2, '\0'), std::string()}) {
+  for (const std::string& payload : {std::string(2, '\0'), std::string()}) {
     CAPTURE(payload.size());
     auto client = greeted(bench.port());
     REQUIRE(client->send_packet(1, payload));

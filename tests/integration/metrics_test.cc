@@ -1153,15 +1153,9 @@ TEST_CASE("metrics: bytes that arrive together with the SSLRequest are counted")
   const auto parsed = parse_greeting(greeting.packet.payload);
   REQUIRE(parsed.has_value());
   REQUIRE((parsed->capabilities & client_flag::kSsl) != 0);
-  using namespace client_flag;
-  std::string ssl_request;
-  put_le(&ssl_request, kLongPassword | kProtocol41 | kSecureConnection | kPluginAuth | kSsl, 4);
-  put_le(&ssl_request, 16u << 20, 4);
-  ssl_request.push_back(static_cast<char>(parsed->charset));
-  ssl_request.append(23, '\0');
   // Not a valid TLS ClientHello: the server gives up and closes, which is fine.
   const std::string record(64, '\x16');
-  const std::string sent = frames(1, ssl_request) + record;
+  const std::string sent = frames(1, ssl_request_payload(*parsed)) + record;
   REQUIRE(client.send_raw(sent));
   // Everything the client gets until the connection ends.
   // (The server resets the connection after its ERR; 3 s is plenty, and

@@ -397,19 +397,6 @@ TEST_CASE(
   CHECK(scrape(sluice.metrics_port(), "sluice_timeouts_total", main_and("kind", "handshake")) == 1);
 }
 
-// An SSLRequest answering `greeting`, as one frame with seq 1.
-std::string ssl_request(const Greeting& greeting) {
-  using namespace client_flag;
-  const std::uint32_t caps = kLongPassword | kProtocol41 | kSecureConnection | kPluginAuth | kSsl;
-  std::string payload;
-  for (const std::uint32_t v : {caps, 16u << 20}) {
-    for (int i = 0; i < 4; ++i) payload.push_back(static_cast<char>(v >> (8 * i)));
-  }
-  payload.push_back(static_cast<char>(greeting.charset));
-  payload.append(23, '\0');
-  return frames(1, payload);
-}
-
 TEST_CASE(
     "timeouts: a client stalled in its TLS handshake is closed at handshake_timeout, while a TLS "
     "session that has logged in outlives it") {
@@ -432,7 +419,7 @@ TEST_CASE(
     REQUIRE_MESSAGE(greeting.ok(), describe(greeting));
     const auto parsed = parse_greeting(greeting.packet.payload);
     REQUIRE(parsed.has_value());
-    std::string sent = ssl_request(*parsed);
+    std::string sent = frames(1, ssl_request_payload(*parsed));
     if (began_hello) sent += std::string("\x16\x03\x01\x02\x00", 5) + std::string(100, '\x01');
     REQUIRE(client.send_raw(sent));
     const ReadResult read = client.read_packet(10s);

@@ -136,6 +136,18 @@ std::string frames(std::uint8_t seq, std::string_view payload) {
   return out;
 }
 
+std::string ssl_request_payload(const Greeting& greeting) {
+  using namespace client_flag;
+  const std::uint32_t caps = kLongPassword | kProtocol41 | kSecureConnection | kPluginAuth | kSsl;
+  std::string payload;
+  for (const std::uint32_t v : {caps, 16u << 20}) {
+    for (int i = 0; i < 4; ++i) payload.push_back(static_cast<char>(v >> (8 * i)));
+  }
+  payload.push_back(static_cast<char>(greeting.charset));
+  payload.append(23, '\0');
+  return payload;
+}
+
 std::optional<Greeting> parse_greeting(std::string_view payload) {
   Greeting greeting;
   PayloadReader reader(payload);

@@ -62,6 +62,9 @@ struct Greeting {
 };
 // Parses a protocol-10 greeting; nullopt when malformed.
 std::optional<Greeting> parse_greeting(std::string_view payload);
+// The payload of an SSLRequest answering `greeting` (protocol 4.1, native
+// password, 16 MiB max packet, the greeting's charset).
+std::string ssl_request_payload(const Greeting& greeting);
 
 // EOF packet: 0xFE header and shorter than 9 bytes (a longer one is a row).
 bool is_eof_packet(const Packet& packet);
