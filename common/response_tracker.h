@@ -16,7 +16,8 @@ namespace sluice {
 // least 64 bytes, or the whole packet) together with its full logical length.
 //
 // Commands may be pipelined: up to kMaxOutstanding responses can be pending, in
-// FIFO order. Only the oldest one is being parsed.
+// FIFO order. Only the oldest one is being parsed. A caller that holds the
+// next command back while full() is true never overflows the queue.
 //
 // Losing track: on anything the protocol does not allow (a server packet while
 // idle, a malformed packet, a command it cannot follow such as COM_BINLOG_DUMP,
@@ -75,6 +76,8 @@ class ResponseTracker {
   // The command whose response is being read (once lost: the one being read
   // when track was lost); with nothing outstanding, the last one completed.
   std::uint8_t current_command() const;
+  // No room for another command's response: a command now would lose track.
+  bool full() const { return count_ == kMaxOutstanding && state_ != State::kLost; }
   // Responses outstanding, the one being read included.
   std::size_t outstanding() const { return count_; }
   const Completion& last_completion() const { return last_; }

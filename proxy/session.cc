@@ -95,7 +95,7 @@ bool Session::reading_allowed(const Pipe& p) const {
     if (phase_ == Phase::kConnecting || phase_ == Phase::kAwaitGreeting) {
       return !pre_greeting_done_;
     }
-    return true;
+    return held_commands_ == 0;
   }
   return phase_ != Phase::kConnecting;
 }

@@ -180,6 +180,9 @@ class Session {
   void release_memory(Pipe& p);
   [[gnu::hot]] void scan(Pipe& p, std::size_t from);
   [[gnu::hot]] void flush(Pipe& p);
+  [[gnu::hot]] void send_or_defer(Pipe& p);
+  bool commands_must_wait() const;
+  void release_held_commands();
   [[gnu::hot, gnu::always_inline]] inline int owed(Pipe& p, iovec* iov);
   [[gnu::hot]] bool owes(Pipe& p);
   [[gnu::hot, gnu::always_inline]] inline void on_written(Pipe& p, const IoResult& r);
@@ -259,6 +262,10 @@ class Session {
   bool compressed_ = false;  // compressed framing is on
   bool draining_ = false;
   bool quit_sent_ = false;  // the client sent COM_QUIT: any close now is its own
+  // Client bytes not yet framed: the commands after the tracker's 64th
+  // outstanding one wait here, and the client is not read, until a response
+  // completes (see Session::scan).
+  std::size_t held_commands_ = 0;
   // Bytes sluice itself sends the client (an ERR), after s2c's whole packets.
   std::size_t to_client_sent_ = 0;
   std::vector<std::uint8_t> to_client_;

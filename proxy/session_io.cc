@@ -81,6 +81,10 @@ void Session::on_readable(Pipe& p) {
   } else {
     scan(p, from);
     if (closed()) return;
+    if (held_commands_ != 0 && &p == &s2c_ && !commands_must_wait()) [[unlikely]] {
+      release_held_commands();
+      if (closed()) return;
+    }
     // A refused client packet waits for the responses before it (see
     // refuse_client); the last of them may have come in this read.
     if (refusal_ && !response_outstanding()) [[unlikely]] {
@@ -88,23 +92,45 @@ void Session::on_readable(Pipe& p) {
     }
     if (tracker_.lost()) untracked_traffic(p);
   }
-  // Optimistic: write in this wakeup, and wait for writability only after
-  // EAGAIN. While a write deadline runs the destination was full at the last
-  // try and its EPOLLOUT will come: writing now would only return EAGAIN
-  // again (a large row arriving faster than the client reads it did so on
-  // every read). In a wakeup of several events the write is deferred to its
-  // end, where every session's go out together (Worker::defer_write).
-  if (p.write_deadline == 0) {
-    if (worker_.poller().busy_wakeup() && owes(p)) {
-      if (!c2s_.write_deferred && !s2c_.write_deferred) worker_.defer_write(this);
-      p.write_deferred = true;
-    } else {
-      flush(p);
-      if (closed()) return;
-    }
-  }
+  send_or_defer(p);
+  if (closed()) return;
   update_poll();
   arm_timer();
+}
+
+// Optimistic: write in this wakeup, and wait for writability only after
+// EAGAIN. While a write deadline runs the destination was full at the last
+// try and its EPOLLOUT will come: writing now would only return EAGAIN
+// again (a large row arriving faster than the client reads it did so on
+// every read). In a wakeup of several events the write is deferred to its
+// end, where every session's go out together (Worker::defer_write).
+void Session::send_or_defer(Pipe& p) {
+  if (p.write_deadline != 0) return;
+  if (worker_.poller().busy_wakeup() && owes(p)) {
+    if (!c2s_.write_deferred && !s2c_.write_deferred) worker_.defer_write(this);
+    p.write_deferred = true;
+  } else {
+    flush(p);
+  }
+}
+
+// The tracker follows at most 64 outstanding responses; a client pipelining
+// more waits (as it would on a server that stops reading) rather than have
+// the session lose track, which would end `reject`, drain at once and
+// command timing for the rest of the session.
+bool Session::commands_must_wait() const {
+  return tracker_.full() && !tracker_.awaiting_client();
+}
+
+// A response completed: the commands held back go on (until the queue is
+// full again), and the client is read again once none is left.
+void Session::release_held_commands() {
+  const std::size_t from = c2s_.buf.received() - held_commands_;
+  held_commands_ = 0;
+  scan(c2s_, from);
+  if (closed()) return;
+  if (tracker_.lost()) untracked_traffic(c2s_);
+  send_or_defer(c2s_);
 }
 
 // Where commands cannot be followed (TLS, compressed zstd, lost tracking),
@@ -288,6 +314,10 @@ void Session::scan(Pipe& p, std::size_t from) {
   }
   for (;;) {
     const std::size_t end = p.buf.received();
+    if (&p == &c2s_ && pos < end && p.framer.at_boundary() && commands_must_wait()) [[unlikely]] {
+      held_commands_ = end - pos;  // see release_held_commands
+      break;
+    }
     // A whole packet comes in one step (kPacket: its header, then its end).
     const FrameEvent ev = p.framer.next_packet(data + pos, end - pos);
     pos += ev.consumed;

@@ -670,6 +670,51 @@ TEST_CASE("limits: reject falls back to close while an earlier response is outst
   check_oversized_delta(target, before, 1, 0, 0);
 }
 
+// sluice follows at most 64 outstanding responses; commands pipelined beyond
+// them wait (the client is not read) until one completes, rather than have
+// the session lose track, which would end reject for it.
+TEST_CASE(
+    "limits: 300 commands pipelined at once are answered in order, and reject still applies") {
+  MariaDbServer server({.args = {kServerBig}});
+  Target target(server, {.listener = {{"max_allowed_packet", "64K"}, {"on_oversized", "reject"}}});
+  auto client = raw_login(target.port());
+  auto scrape = [&] {
+    return target.direct() ? std::string() : http_get(target.sluice()->metrics_port());
+  };
+  const std::string before = scrape();
+  constexpr int kCommands = 300;
+  std::string burst;
+  for (int i = 0; i < kCommands; ++i) burst += frames(0, com_query("SELECT " + std::to_string(i)));
+  REQUIRE(client->send_raw(burst, 30s));
+  for (int i = 0; i < kCommands; ++i) {
+    CAPTURE(i);
+    const RawResponse r = read_response(*client, 30s);
+    REQUIRE_MESSAGE(r.ok(), why(r));
+    REQUIRE(r.rows.size() == 1);
+    CHECK(r.rows[0][0] == std::to_string(i));
+  }
+  if (target.direct()) {
+    MESSAGE("direct mode: reject is sluice's");
+    return;
+  }
+  const Oversized over_before = oversized(target);
+  REQUIRE(client->send_packet(0, sized_query(100 * kKiB)));
+  expect_err(*client, 1153, "08S01", kPacketTooLargeMessage, 1);
+  const QueryResult next = client->query("SELECT 'after'", 10s);
+  REQUIRE_MESSAGE(next.ok(), next.failure);
+  check_oversized_delta(target, over_before, 0, 1, 0);
+  const std::string after = scrape();
+  const Labels main = {{"listener", "main"}};
+  CHECK(metric_value(after, "sluice_response_tracking_lost_total", main) -
+            metric_value(before, "sluice_response_tracking_lost_total", main) ==
+        0);
+  // Every command was timed: the tracker saw each response end.
+  const Labels query = {{"listener", "main"}, {"command", "COM_QUERY"}};
+  CHECK(metric_value(after, "sluice_command_duration_seconds_count", query) -
+            metric_value(before, "sluice_command_duration_seconds_count", query) ==
+        kCommands + 1);
+}
+
 TEST_CASE("limits: reject falls back to close in a compressed session") {
   MariaDbServer server({.args = {kServerBig}});
   Target target(server, {.listener = {{"max_allowed_packet", "2K"}, {"on_oversized", "reject"}}});

@@ -282,10 +282,19 @@ TEST_CASE("the FIFO wraps around and is bounded") {
   }
   CHECK(s.t.idle());
   for (std::size_t i = 0; i < ResponseTracker::kMaxOutstanding; ++i) {
+    CHECK_FALSE(s.t.full());
     REQUIRE(s.command(kComPing) == Step::kContinue);
   }
+  // full() says when a caller must hold the next command back; one answer
+  // makes room again.
+  CHECK(s.t.full());
+  REQUIRE(s.server(ok()) == Step::kComplete);
+  CHECK_FALSE(s.t.full());
+  REQUIRE(s.command(kComPing) == Step::kContinue);
+  CHECK(s.t.full());
   CHECK(s.command(kComPing) == Step::kUnexpected);
   CHECK(s.t.lost());
+  CHECK_FALSE(s.t.full());  // nothing to wait for once lost
 }
 
 TEST_CASE("replication and clone streams stop tracking once they start") {
