@@ -187,12 +187,9 @@ bool Session::oversized(Pipe& p, const FrameEvent& ev, std::uint64_t limit) {
                           phase_ == Phase::kCommand && p.packet_first_seq == 0 && tracker_.idle() &&
                           !tracker_.lost() && s2c_.buf.empty() &&
                           to_client_sent_ == to_client_.size();
-  log_event(LogLevel::kWarn, "oversized_packet", field("listener", cfg_->name),
-            field("client", client_addr_), field("user", user_),
-            field("direction", std::string(kDirectionNames[idx(p.dir)])),
-            number("size", ev.logical_length), number("limit", limit),
-            field("action", can_reject ? "reject" : "close"));
   if (can_reject) {
+    // Logged once its command byte says whether it is rejected (see
+    // on_discarded_byte).
     p.discarding = true;
     p.crossing_seq = ev.seq;
     idle_deadline_ = 0;  // a command is arriving, if only to be thrown away
@@ -205,6 +202,7 @@ bool Session::oversized(Pipe& p, const FrameEvent& ev, std::uint64_t limit) {
     }
     return true;
   }
+  log_oversized(p, ev.logical_length, limit, OversizeAction::kClose);
   stats_.oversized[idx(p.dir)][idx(OversizeAction::kClose)].add();
   if (client) {
     refuse_client(CloseReason::kPacketTooLarge, ErrorKind::kPacketTooLarge,
@@ -269,12 +267,26 @@ void Session::finish_refusal() {
 
 void Session::on_discarded_byte(Pipe& p, std::uint8_t first) {
   p.first_payload_seen = true;
-  if (first != kComStmtSendLongData) return;
+  // Still in the crossing frame: the length so far is the one that crossed.
+  const std::uint64_t size = p.framer.logical_so_far();
+  if (first != kComStmtSendLongData) {
+    return log_oversized(p, size, cfg_->max_allowed_packet, OversizeAction::kReject);
+  }
   // Long data has no response: an ERR would answer the next command instead.
+  log_oversized(p, size, cfg_->max_allowed_packet, OversizeAction::kClose);
   stats_.oversized[idx(p.dir)][idx(OversizeAction::kClose)].add();
   const ErrContext ctx{p.framer.logical_so_far(), cfg_->max_allowed_packet, Millis{0}, cfg_->name};
   send_error_and_close(CloseReason::kPacketTooLarge, ErrorKind::kPacketTooLarge,
                        static_cast<std::uint8_t>(p.crossing_seq + 1), ctx);
+}
+
+void Session::log_oversized(const Pipe& p, std::uint64_t size, std::uint64_t limit,
+                            OversizeAction action) {
+  log_event(LogLevel::kWarn, "oversized_packet", field("listener", cfg_->name),
+            field("client", client_addr_), field("user", user_),
+            field("direction", std::string(kDirectionNames[idx(p.dir)])), number("size", size),
+            number("limit", limit),
+            field("action", std::string(kOversizeActionNames[idx(action)])));
 }
 
 void Session::finish_reject(Pipe& p, std::uint64_t size) {

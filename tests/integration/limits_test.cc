@@ -491,6 +491,7 @@ TEST_CASE(
     ++lines;
   }
   CHECK(lines == 1);
+  CHECK(log.find("action=reject") != std::string::npos);
 }
 
 TEST_CASE("limits: reject falls back to close for an oversized HandshakeResponse") {
@@ -641,6 +642,13 @@ TEST_CASE("limits: reject falls back to close for an oversized COM_STMT_SEND_LON
     CHECK(wait_server_sessions(monitor, 0, 30s));
     CHECK(server_bytes_from_others(monitor) == bytes_before);
     check_oversized_delta(target, before, 1, 0, 0);
+    // Logged once, with what was done (its command byte decided it).
+    const std::string log = target.sluice()->stderr_text();
+    const std::size_t line = log.find("oversized_packet");
+    REQUIRE(line != std::string::npos);
+    CHECK(log.find("oversized_packet", line + 1) == std::string::npos);
+    CHECK(log.find("action=close", line) != std::string::npos);
+    CHECK(log.find("action=reject") == std::string::npos);
   }
 }
 
