@@ -35,6 +35,7 @@ enum class MetricId : std::uint8_t {
   kBufferedBytes,
   kMemoryLimitWaits,
   kMemoryLimitRefusals,
+  kAllocationFailures,
   kConfigReloads,
   kCount
 };

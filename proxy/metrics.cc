@@ -189,6 +189,10 @@ void MetricsCollector::collect_listener(MetricId id, std::size_t l, MetricFamily
       by_name(kDirectionNames, "direction",
               [](auto& s, std::size_t i) { return s.memory_refusals[i].get(); });
       break;
+    case MetricId::kAllocationFailures:
+      by_name(kDirectionNames, "direction",
+              [](auto& s, std::size_t i) { return s.allocation_failures[i].get(); });
+      break;
     case MetricId::kTimeouts:
       by_name(kTimeoutKindNames, "kind",
               [](auto& s, std::size_t i) { return s.timeouts[i].get(); });

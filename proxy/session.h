@@ -176,6 +176,7 @@ class Session {
   [[gnu::hot]] bool reserve_memory(Pipe& p, std::uint64_t bytes);
   std::uint64_t large_claim(const Pipe& p) const;
   bool unproven(const Pipe& p) const;
+  [[gnu::cold]] bool allocation_failed(Pipe& p, std::size_t bytes);
   void untracked_traffic(const Pipe& p);
   void release_memory(Pipe& p);
   [[gnu::hot]] void scan(Pipe& p, std::size_t from);

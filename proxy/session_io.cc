@@ -7,6 +7,7 @@
 #include <algorithm>
 
 #include "common/err_packet.h"
+#include "proxy/log.h"
 #include "proxy/session.h"
 #include "proxy/worker.h"
 
@@ -187,12 +188,7 @@ bool Session::ensure_room(Pipe& p) {
   if (!p.buf.allocated()) {
     if (!reserve_memory(p, pool.block_size())) return false;
     std::uint8_t* block = pool.acquire();
-    if (block == nullptr) {
-      const ErrContext ctx{0, 0, Millis{0}, cfg_->name};
-      send_error_and_close(CloseReason::kOutOfMemory, ErrorKind::kOutOfMemory, client_expects_,
-                           ctx);
-      return false;
-    }
+    if (block == nullptr) return allocation_failed(p, pool.block_size());
     p.buf.adopt(block, pool.block_size());
   }
   // Bytes the current packet still needs beyond complete(): what is held,
@@ -261,12 +257,7 @@ bool Session::ensure_room(Pipe& p) {
         p.framer.continued()
             ? p.buf.complete() + claim + wire::kHeaderSize * (claim / wire::kMaxFrame + 2)
             : 0;
-    if (!p.buf.grow(capacity, expected)) {
-      const ErrContext ctx{0, 0, Millis{0}, cfg_->name};
-      send_error_and_close(CloseReason::kOutOfMemory, ErrorKind::kOutOfMemory, client_expects_,
-                           ctx);
-      return false;
-    }
+    if (!p.buf.grow(capacity, expected)) return allocation_failed(p, capacity);
   }
   if (p.buf.tail().empty()) {
     // Whole packets fill the buffer: wait for the destination. A stalled
@@ -276,6 +267,20 @@ bool Session::ensure_room(Pipe& p) {
     return false;
   }
   return true;
+}
+
+// The system refused a buffer of `bytes` for `p` (malloc or mmap failed: an
+// address-space limit, or overcommit refused), which memory_limit should make
+// rare: the client gets out_of_memory, as for a packet that can never fit,
+// and the session closes; the others go on.
+bool Session::allocation_failed(Pipe& p, std::size_t bytes) {
+  log_event(LogLevel::kWarn, "allocation_failed", field("listener", cfg_->name),
+            field("client", client_addr_), field("user", user_),
+            field("direction", std::string(kDirectionNames[idx(p.dir)])), number("bytes", bytes));
+  stats_.allocation_failures[idx(p.dir)].add();
+  const ErrContext ctx{0, 0, Millis{0}, cfg_->name};
+  send_error_and_close(CloseReason::kOutOfMemory, ErrorKind::kOutOfMemory, client_expects_, ctx);
+  return false;
 }
 
 // A client packet read before the login ends: its length prefix may be a

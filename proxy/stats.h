@@ -104,7 +104,8 @@ struct ListenerStats {
   std::array<StatCounter, 2> bytes;
   std::array<SizeHistogram, 2> packet_size;
   std::array<std::array<StatCounter, idx(OversizeAction::kCount)>, 2> oversized;
-  std::array<StatCounter, 2> memory_refusals;  // payload can never fit memory_limit
+  std::array<StatCounter, 2> memory_refusals;      // payload can never fit memory_limit
+  std::array<StatCounter, 2> allocation_failures;  // the system refused the buffer
   std::array<StatCounter, idx(TimeoutKind::kCount)> timeouts;
   std::array<StatCounter, idx(SysOp::kCount)> eintr_retries;
   std::array<StatCounter, idx(SysOp::kCount)> io_errors;

@@ -3,6 +3,8 @@
 // out_of_memory (1041).
 #include <doctest/doctest.h>
 
+#include <sys/resource.h>
+
 #include <algorithm>
 #include <atomic>
 #include <memory>
@@ -743,6 +745,57 @@ TEST_CASE("memory: the out_of_memory boundary is payload >= memory_limit (single
     expect_closed(*client);
   }
   check_refusals(metrics_port, before, 1, 0);
+}
+
+// memory_limit keeps sluice's buffers within what the machine should have,
+// but the system may still refuse one (an address-space limit, overcommit):
+// that client gets out_of_memory and a close, the refusal is counted in its
+// own family, and the other sessions go on.
+TEST_CASE("memory: a buffer the system refuses gets 1041 and is counted; other sessions go on") {
+  MariaDbServer server({.args = {"--max-allowed-packet=1G"}});
+  Target target(server, {.listener = {{"max_allowed_packet", "1G"}}});
+  if (target.direct()) {
+    MESSAGE("direct mode: sluice's memory");
+    return;
+  }
+  SluiceProcess& sluice = *target.sluice();
+  MysqlConn monitor(server.socket_options());
+  auto keeper = raw_login(target.port());
+  auto client = raw_login(target.port());
+  REQUIRE(wait_server_sessions(monitor, 2, 30s));
+  // Every thread has served once (its malloc arena exists) before the limit.
+  REQUIRE(keeper->query("SELECT 1").ok());
+  for (int i = 0; i < 3; ++i) http_get(sluice.metrics_port());
+  const std::string before = http_get(sluice.metrics_port());
+  const long long bytes_before = server_bytes_from_others(monitor);
+  // Address space for 8 MiB more than sluice has now: a 100 MiB packet's
+  // first frame (16 MiB, seq 0) cannot get its buffer.
+  const long vm_kib = proc_status_kib(sluice.pid(), "VmSize");
+  REQUIRE(vm_kib > 0);
+  rlimit old{};
+  rlimit tight{static_cast<rlim_t>(vm_kib + 8 * 1024) * 1024, RLIM_INFINITY};
+  REQUIRE(::prlimit(sluice.pid(), RLIMIT_AS, &tight, &old) == 0);
+  client->send_packet(0, sized_query(100 * kMiB), 60s);
+  expect_err(*client, 1041, "HY000", "Out of memory", 1);
+  rlimit loose{RLIM_INFINITY, RLIM_INFINITY};
+  REQUIRE(::prlimit(sluice.pid(), RLIMIT_AS, &loose, nullptr) == 0);
+  expect_closed(*client);
+  CHECK(wait_server_sessions(monitor, 1, 30s));
+  CHECK(server_bytes_from_others(monitor) == bytes_before);
+  CHECK(wait_buffered_zero(sluice.metrics_port(), 10s));
+  const std::string after = http_get(sluice.metrics_port());
+  auto delta = [&](const std::string& name, const char* direction) {
+    const Labels labels = {{"listener", "main"}, {"direction", direction}};
+    return metric_value(after, name, labels) - metric_value(before, name, labels);
+  };
+  CHECK(delta("sluice_allocation_failures_total", "client_to_server") == 1);
+  CHECK(delta("sluice_allocation_failures_total", "server_to_client") == 0);
+  CHECK(delta("sluice_memory_limit_refusals_total", "client_to_server") == 0);
+  CHECK(metric_sum(after, "sluice_oversized_packets_total") ==
+        metric_sum(before, "sluice_oversized_packets_total"));
+  const QueryResult next = keeper->query("SELECT 'still here'");
+  REQUIRE_MESSAGE(next.ok(), next.failure);
+  CHECK(next.rows()[0][0] == "still here");
 }
 
 TEST_CASE("memory: a server row larger than memory_limit gets 1041 with the row's own seq") {

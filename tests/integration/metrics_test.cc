@@ -294,6 +294,7 @@ TEST_CASE("metrics: every family in SPEC's table is exported at zero from start-
       {"sluice_buffered_bytes", "gauge"},
       {"sluice_memory_limit_waits_total", "counter"},
       {"sluice_memory_limit_refusals_total", "counter"},
+      {"sluice_allocation_failures_total", "counter"},
       {"sluice_config_reloads_total", "counter"},
   };
   for (const auto& [name, type] : families) {
@@ -331,6 +332,7 @@ TEST_CASE("metrics: every family in SPEC's table is exported at zero from start-
   all_zero("sluice_packets_total", "direction", {kC2S, kS2C});
   all_zero("sluice_bytes_total", "direction", {kC2S, kS2C});
   all_zero("sluice_memory_limit_refusals_total", "direction", {kC2S, kS2C});
+  all_zero("sluice_allocation_failures_total", "direction", {kC2S, kS2C});
   all_zero("sluice_tls_sessions_total", "mode", {"passthrough", "terminated"});
   all_zero("sluice_commands_total", "command", kCommandLabels);
   all_zero("sluice_upstream_connect_errors_total", "upstream",
