@@ -42,6 +42,13 @@ void Session::on_readable(Pipe& p) {
   }
   const auto tail = p.buf.tail();
   iovec iov{tail.data(), tail.size()};
+  // net_buffer_length is the listener's read size (the block may be a larger
+  // listener's): so at most that much of an oversized packet is ever held, one
+  // read, dropped once framed. A buffer grown for a large packet reads all
+  // that is there.
+  if (p.buf.capacity() <= worker_.pool().block_size() || p.discarding) {
+    iov.iov_len = std::min<std::size_t>(iov.iov_len, cfg_->net_buffer_length);
+  }
   const IoResult r = io_.read(src_fd(p), &iov, 1);
   count_io(SysOp::kRead, r);
   switch (r.status) {

@@ -37,6 +37,17 @@ constexpr std::uint64_t kSpareCheckMs = 50;
 // server.cc): freeing and allocating them again faults in nothing.
 constexpr std::size_t kSpareMinBytes = 1 << 20;
 
+// The read block every session's buffer starts with: the largest listener's
+// net_buffer_length (at least a page), fixed at start. Each listener's own
+// value caps its reads into it (Session::on_readable).
+std::size_t read_block_size(const Config& config) {
+  std::size_t block = 4096;
+  for (const ListenerConfig& l : config.listeners) {
+    block = std::max<std::size_t>(block, l.net_buffer_length);
+  }
+  return block;
+}
+
 std::string peer_text(int fd) {
   sockaddr_storage ss{};
   socklen_t len = sizeof ss;
@@ -66,8 +77,7 @@ Worker::Worker(std::size_t id, std::shared_ptr<const RuntimeConfig> config, Memo
       sys_(sys),
       io_(sys, 10),
       stats_(config_->config.listeners.size()),
-      pool_(std::max<std::size_t>(config_->config.listeners.front().net_buffer_length, 4096),
-            kPoolMaxFree),
+      pool_(read_block_size(config_->config), kPoolMaxFree),
       spare_(budget, kSpareMinBytes) {
   // Each of these takes a file descriptor. A failure (no fd left at start-up)
   // is reported by open_listeners(), and the worker never runs: libuv would

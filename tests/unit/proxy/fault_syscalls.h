@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cerrno>
+#include <algorithm>
 #include <deque>
 #include <functional>
 #include <mutex>
@@ -27,6 +28,7 @@ class FaultSyscalls final : public Syscalls {
  public:
   std::deque<Fault> reads, writes, accepts, connects;
   int read_calls = 0, write_calls = 0, accept_calls = 0, connect_calls = 0;
+  std::size_t largest_read = 0;      // the most bytes one readv asked for
   int writes_would_block = 0;        // real writes that found the socket full (EAGAIN)
   int writes_incomplete = 0;         // real writes that did not take everything (EAGAIN or short)
   std::vector<std::size_t> batches;  // the size of each writev_batch call
@@ -58,6 +60,9 @@ class FaultSyscalls final : public Syscalls {
     if (hook) hook();
     std::unique_lock lock(mu);
     ++read_calls;
+    std::size_t asked = 0;
+    for (int i = 0; i < count; ++i) asked += iov[i].iov_len;
+    largest_read = std::max(largest_read, asked);
     return apply(reads, iov, count, [&](const iovec* v, int c) { return ::readv(fd, v, c); });
   }
   ssize_t writev(int fd, const iovec* iov, int count) override {

@@ -476,6 +476,37 @@ TEST_CASE("loop: with no response outstanding a refused packet is answered at on
   expect_err_and_close(p, 1153, 1);
 }
 
+// net_buffer_length is the read size: a rejected packet is thrown away one
+// read of it at a time, so no more of it is ever held (SPEC).
+TEST_CASE(
+    "loop: reads ask for at most net_buffer_length, also while a rejected packet is dropped") {
+  Rig rig(4, 0, [](ListenerConfig& l) {
+    l.net_buffer_length = 1024;
+    l.max_allowed_packet = 64 << 10;
+    l.on_oversized = OnOversized::kReject;
+  });
+  Pair p;
+  handshake(rig, p);
+  {
+    std::lock_guard lock(rig.sys.mu);
+    rig.sys.largest_read = 0;
+  }
+  // Refused whole (100 KiB), answered by sluice; then a legal 3,000-byte
+  // command reaches the server intact.
+  REQUIRE(send_all(p.client, frame(0, query(100 << 10, 'x'))));
+  const auto [code, seq] = read_err(p.client);
+  CHECK(code == 1153);
+  CHECK(seq == 1);
+  const Bytes legal = query(3000, 'y');
+  REQUIRE(send_all(p.client, frame(0, legal)));
+  const Packet got = recv_packet(p.server);
+  REQUIRE(got.ok);
+  CHECK(got.payload == legal);
+  std::lock_guard lock(rig.sys.mu);
+  CHECK(rig.sys.largest_read > 0);
+  CHECK(rig.sys.largest_read <= 1024);
+}
+
 TEST_CASE("loop: a server stalling in the awaited response still meets net_read_timeout") {
   Rig rig = refusing_rig(300);
   Pair p;
