@@ -751,7 +751,7 @@ TEST_CASE("memory: the out_of_memory boundary is payload >= memory_limit (single
 // but the system may still refuse one (an address-space limit, overcommit):
 // that client gets out_of_memory and a close, the refusal is counted in its
 // own family, and the other sessions go on.
-TEST_CASE("memory: a buffer the system refuses gets 1041 and is counted; other sessions go on") {
+TEST_CASE("memory: a buffer the system refuses gets 1041 and is counted, and other sessions go on") {
   MariaDbServer server({.args = {"--max-allowed-packet=1G"}});
   Target target(server, {.listener = {{"max_allowed_packet", "1G"}}});
   if (target.direct()) {
