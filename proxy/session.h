@@ -181,7 +181,7 @@ class Session {
   void release_memory(Pipe& p);
   [[gnu::hot]] void scan(Pipe& p, std::size_t from);
   [[gnu::hot]] void flush(Pipe& p);
-  [[gnu::hot]] void send_or_defer(Pipe& p);
+  [[gnu::hot, gnu::always_inline]] inline void send_or_defer(Pipe& p);
   bool commands_must_wait() const;
   void release_held_commands();
   [[gnu::hot, gnu::always_inline]] inline int owed(Pipe& p, iovec* iov);

@@ -34,6 +34,22 @@ int Session::dst_fd(const Pipe& p) const {
   return &p == &c2s_ ? server_fd_ : client_fd_;
 }
 
+// Optimistic: write in this wakeup, and wait for writability only after
+// EAGAIN. While a write deadline runs the destination was full at the last
+// try and its EPOLLOUT will come: writing now would only return EAGAIN
+// again (a large row arriving faster than the client reads it did so on
+// every read). In a wakeup of several events the write is deferred to its
+// end, where every session's go out together (Worker::defer_write).
+inline void Session::send_or_defer(Pipe& p) {
+  if (p.write_deadline != 0) return;
+  if (worker_.poller().busy_wakeup() && owes(p)) {
+    if (!c2s_.write_deferred && !s2c_.write_deferred) worker_.defer_write(this);
+    p.write_deferred = true;
+  } else {
+    flush(p);
+  }
+}
+
 void Session::on_readable(Pipe& p) {
   if (!reading_allowed(p)) return update_poll();
   if (!ensure_room(p)) {
@@ -104,22 +120,6 @@ void Session::on_readable(Pipe& p) {
   if (closed()) return;
   update_poll();
   arm_timer();
-}
-
-// Optimistic: write in this wakeup, and wait for writability only after
-// EAGAIN. While a write deadline runs the destination was full at the last
-// try and its EPOLLOUT will come: writing now would only return EAGAIN
-// again (a large row arriving faster than the client reads it did so on
-// every read). In a wakeup of several events the write is deferred to its
-// end, where every session's go out together (Worker::defer_write).
-void Session::send_or_defer(Pipe& p) {
-  if (p.write_deadline != 0) return;
-  if (worker_.poller().busy_wakeup() && owes(p)) {
-    if (!c2s_.write_deferred && !s2c_.write_deferred) worker_.defer_write(this);
-    p.write_deferred = true;
-  } else {
-    flush(p);
-  }
 }
 
 // The tracker follows at most 64 outstanding responses; a client pipelining
@@ -324,12 +324,14 @@ void Session::scan(Pipe& p, std::size_t from) {
     on_discarded_byte(p, data[pos]);
     if (closed()) return;
   }
+  // A command must wait for room in the tracker (see release_held_commands):
+  // checked where a client packet may start, here and after each one.
+  if (&p == &c2s_ && commands_must_wait() && p.framer.at_boundary()) [[unlikely]] {
+    held_commands_ = p.buf.received() - pos;
+    return;
+  }
   for (;;) {
     const std::size_t end = p.buf.received();
-    if (&p == &c2s_ && pos < end && p.framer.at_boundary() && commands_must_wait()) [[unlikely]] {
-      held_commands_ = end - pos;  // see release_held_commands
-      break;
-    }
     // A whole packet comes in one step (kPacket: its header, then its end).
     const FrameEvent ev = p.framer.next_packet(data + pos, end - pos);
     pos += ev.consumed;
@@ -364,6 +366,10 @@ void Session::scan(Pipe& p, std::size_t from) {
       if (phase_ == Phase::kOpaque) return take_raw(p);  // TLS starts right after this packet
       if (p.cframer) return scan_compressed(p, pos);     // compression starts after this packet
       if (pos == p.buf.received() && p.framer.at_boundary()) break;  // nothing more to frame
+      if (&p == &c2s_ && commands_must_wait()) [[unlikely]] {
+        held_commands_ = p.buf.received() - pos;
+        break;
+      }
     }
   }
   if (p.discarding) {
