@@ -513,6 +513,14 @@ void Session::scan_compressed(Pipe& p, std::size_t from) {
   std::size_t pos = from;
   for (;;) {
     const std::size_t end = p.buf.received();
+    // A command waits for room in the tracker (see release_held_commands) by
+    // whole frames, as frames are what is forwarded: a frame that alone
+    // carries more commands than there is room for still loses track.
+    if (client && commands_must_wait() && pos < end && p.cframer->outer_at_boundary() &&
+        p.cframer->inner_at_boundary()) [[unlikely]] {
+      held_commands_ = end - pos;
+      return track_read_deadline(p);
+    }
     const auto ev = p.cframer->next(p.buf.data() + pos, end - pos);
     pos += ev.consumed;
     switch (ev.kind) {

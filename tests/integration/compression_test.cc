@@ -1,5 +1,6 @@
 // Compressed sessions: framed by their compressed headers, limits on the uncompressed lengths.
 #include <doctest/doctest.h>
+#include <mysql.h>
 
 #include <string>
 #include <vector>
@@ -7,6 +8,7 @@
 #include "tests/support/mariadb_cli.h"
 #include "tests/support/mariadb_server.h"
 #include "tests/support/metrics_scrape.h"
+#include "tests/support/mysql_conn.h"
 #include "tests/support/process.h"
 #include "tests/support/target.h"
 #include "tests/support/temp_dir.h"
@@ -45,6 +47,47 @@ TEST_CASE("compression: queries, result sets and tracking work in a compressed s
   CHECK(metric_value(m, "sluice_commands_total", {{"command", "COM_QUERY"}}) >= 3);
   CHECK(metric_value(m, "sluice_command_duration_seconds_count", {{"command", "COM_QUERY"}}) ==
         metric_value(m, "sluice_commands_total", {{"command", "COM_QUERY"}}));
+}
+
+// Connector/C writes one compressed frame per command: sluice holds the
+// commands after the 64th outstanding one frame by frame, and the session
+// stays tracked.
+TEST_CASE("compression: 300 commands pipelined by Connector/C are answered in order, tracked") {
+  MariaDbServer server;
+  Target target(server);
+  ConnectOptions options = target.options();
+  options.compress = true;
+  MysqlConn conn(options);
+  auto scrape = [&] {
+    return target.direct() ? std::string() : http_get(target.sluice()->metrics_port());
+  };
+  const std::string before = scrape();
+  constexpr int kCommands = 300;
+  for (int i = 0; i < kCommands; ++i) {
+    const std::string sql = "SELECT " + std::to_string(i);
+    REQUIRE_MESSAGE(mysql_send_query(conn.get(), sql.data(), sql.size()) == 0,
+                    mysql_error(conn.get()));
+  }
+  for (int i = 0; i < kCommands; ++i) {
+    CAPTURE(i);
+    REQUIRE_MESSAGE(mysql_read_query_result(conn.get()) == 0, mysql_error(conn.get()));
+    MYSQL_RES* result = mysql_store_result(conn.get());
+    REQUIRE(result != nullptr);
+    MYSQL_ROW row = mysql_fetch_row(result);
+    REQUIRE(row != nullptr);
+    CHECK(std::string(row[0]) == std::to_string(i));
+    mysql_free_result(result);
+  }
+  CHECK(conn.scalar("SELECT 'after'") == "after");
+  if (target.direct()) return;
+  const std::string after = scrape();
+  const Labels main = {{"listener", "main"}};
+  CHECK(metric_value(after, "sluice_response_tracking_lost_total", main) ==
+        metric_value(before, "sluice_response_tracking_lost_total", main));
+  const Labels query = {{"listener", "main"}, {"command", "COM_QUERY"}};
+  CHECK(metric_value(after, "sluice_command_duration_seconds_count", query) -
+            metric_value(before, "sluice_command_duration_seconds_count", query) ==
+        kCommands + 1);
 }
 
 TEST_CASE("compression: max_allowed_packet applies to the uncompressed packet") {
