@@ -12,6 +12,7 @@
 #include "tests/support/free_port.h"
 #include "tests/support/mariadb_server.h"
 #include "tests/support/metrics_scrape.h"
+#include "tests/support/mysql_codec.h"
 #include "tests/support/mysql_conn.h"
 #include "tests/support/raw_mysql.h"
 #include "tests/support/target.h"
@@ -448,6 +449,44 @@ TEST_CASE("lifecycle: SIGTERM closes idle sessions, lets a running command finis
   CHECK(Clock::now() - signalled < 15s);
   // Sluice closed its upstream connections too.
   CHECK(wait_server_sessions(monitor, 0, 30s));
+}
+
+// Commands pipelined beyond the 64 responses sluice follows at once wait in
+// its buffer: they are in flight all the same, so a drain lets every one of
+// them finish, then closes the session (at once, not at shutdown_timeout).
+TEST_CASE("lifecycle: SIGTERM lets 200 pipelined commands finish, then closes their session") {
+  MariaDbServer server;
+  Target target(server, {.top = {{"shutdown_timeout", "30s"}}});
+  if (target.direct()) {
+    MESSAGE("direct mode: draining is sluice's behaviour; nothing to check");
+    return;
+  }
+  SluiceProcess& sluice = *target.sluice();
+  RawMysqlClient client;
+  REQUIRE_MESSAGE(client.connect(target.port()), client.last_error());
+  REQUIRE(client.handshake().logged_in);
+  constexpr int kCommands = 200;  // 10 ms each on the server
+  std::string burst;
+  for (int i = 0; i < kCommands; ++i) {
+    burst += frames(0, "\x03SELECT SLEEP(0.01), " + std::to_string(i));
+  }
+  REQUIRE(client.send_raw(burst));
+  std::this_thread::sleep_for(300ms);
+  const auto signalled = Clock::now();
+  sluice.send_signal(SIGTERM);
+  for (int i = 0; i < kCommands; ++i) {
+    CAPTURE(i);
+    const QueryResult r = client.read_query_result(20s);
+    REQUIRE_MESSAGE(r.ok(), r.failure);
+    REQUIRE(r.rows().size() == 1);
+    CHECK(r.rows()[0][1] == std::to_string(i));
+  }
+  const ReadStatus end = client.wait_closed(10s);
+  CHECK((end == ReadStatus::kEof || end == ReadStatus::kReset));
+  const auto status = sluice.wait_exit(20s);
+  REQUIRE_MESSAGE(status.has_value(), "sluice still running 20 s after SIGTERM");
+  CHECK_MESSAGE(status->success(), status->describe());
+  CHECK(Clock::now() - signalled < 15s);
 }
 
 }  // namespace
