@@ -299,6 +299,8 @@ TEST_CASE("metrics dashboard: the Grafana JSON parses and every query names an e
   CHECK_MESSAGE(any_expr("sluice_oversized_packets_total"), "oversized packets");
   CHECK_MESSAGE(any_expr("sluice_eintr_retries_total"), "EINTR retries");
   CHECK_MESSAGE(any_expr("sluice_buffered_bytes"), "buffered bytes");
+  CHECK_MESSAGE(any_expr("sluice_memory_limit_refusals_total"), "memory_limit refusals");
+  CHECK_MESSAGE(any_expr("sluice_allocation_failures_total"), "allocation failures");
   std::string families;
   for (const auto& f : used_families) families += " " + f;
   MESSAGE(queries.size(), " queries over ", used_families.size(), " families:", families);
