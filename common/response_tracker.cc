@@ -79,7 +79,8 @@ void ResponseTracker::set_capabilities(std::uint64_t caps) {
 }
 
 ResponseTracker::Step ResponseTracker::on_command(std::span<const std::uint8_t> payload,
-                                                  std::uint64_t total_length, std::uint64_t tag) {
+                                                  std::uint64_t total_length, std::uint64_t tag,
+                                                  std::uint8_t reply_seq) {
   if (state_ == State::kLost) return Step::kContinue;
   if (payload.empty() && total_length > 0) return lose();  // the caller gave no bytes
   // mysqld treats an empty command packet as COM_SLEEP and answers an ERR.
@@ -93,6 +94,7 @@ ResponseTracker::Step ResponseTracker::on_command(std::span<const std::uint8_t> 
   const std::size_t slot = (head_ + count_) % kMaxOutstanding;
   commands_[slot] = command;
   tags_[slot] = tag;
+  reply_seqs_[slot] = reply_seq;
   if (count_++ == 0) start_response();
   return Step::kContinue;
 }

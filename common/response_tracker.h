@@ -48,11 +48,15 @@ class ResponseTracker {
   // A client packet that starts a command (the caller routes a client packet
   // here unless awaiting_client() is true; sequence ids alone cannot tell, as
   // LOCAL INFILE data can wrap to 0). `tag` is opaque (e.g. the send time) and
-  // comes back in last_completion(). Returns kComplete at once for commands the
-  // server never answers (COM_QUIT, COM_STMT_SEND_LONG_DATA, COM_STMT_CLOSE):
-  // they are not queued. An empty payload is answered like COM_SLEEP (an ERR).
+  // comes back in last_completion(). `reply_seq` is the sequence id the
+  // response will start at (one past the command's last frame), given back by
+  // reply_seq() while it is the oldest. Returns kComplete at once for commands
+  // the server never answers (COM_QUIT, COM_STMT_SEND_LONG_DATA,
+  // COM_STMT_CLOSE): they are not queued. An empty payload is answered like
+  // COM_SLEEP (an ERR).
   [[nodiscard, gnu::hot]] Step on_command(std::span<const std::uint8_t> payload,
-                                          std::uint64_t total_length, std::uint64_t tag = 0);
+                                          std::uint64_t total_length, std::uint64_t tag = 0,
+                                          std::uint8_t reply_seq = 1);
 
   // A client packet that is not a command: LOCAL INFILE content (an empty
   // packet ends the file) or auth data during COM_CHANGE_USER. Unexpected
@@ -78,6 +82,9 @@ class ResponseTracker {
   std::uint8_t current_command() const;
   // No room for another command's response: a command now would lose track.
   bool full() const { return count_ == kMaxOutstanding && state_ != State::kLost; }
+  // The sequence id the oldest outstanding response starts at (when one is):
+  // with pipelined commands, where the next response's ids begin once one ends.
+  std::uint8_t reply_seq() const { return reply_seqs_[head_]; }
   // Responses outstanding, the one being read included.
   std::size_t outstanding() const { return count_; }
   const Completion& last_completion() const { return last_; }
@@ -153,6 +160,7 @@ class ResponseTracker {
   // FIFO of outstanding commands, a ring; head_ is the one being parsed.
   std::array<std::uint8_t, kMaxOutstanding> commands_{};
   std::array<std::uint64_t, kMaxOutstanding> tags_{};
+  std::array<std::uint8_t, kMaxOutstanding> reply_seqs_{};
 };
 
 }  // namespace sluice

@@ -205,6 +205,7 @@ class Session {
   [[gnu::hot]] void on_server_packet(const std::uint8_t* payload, std::size_t avail,
                                      std::uint64_t length);
   [[gnu::hot]] bool check_sequence(Pipe& p, const FrameEvent& ev);
+  bool pipelined(const FrameEvent& ev);
   [[gnu::hot]] bool check_limits(Pipe& p, const FrameEvent& ev);
   // Their rare outcomes, out of line.
   [[gnu::cold]] bool out_of_order(Pipe& p, const FrameEvent& ev, std::uint8_t expected);
@@ -255,6 +256,10 @@ class Session {
   std::uint8_t next_seq_ = 0;
   // Sequence id the client expects on the next packet it receives.
   std::uint8_t client_expects_ = 0;
+  // The client's current command was sent while earlier responses were still
+  // to come: its frames are counted by pipelined_next_, not next_seq_.
+  bool client_pipelining_ = false;
+  std::uint8_t pipelined_next_ = 0;
   bool auth_waiting_client_ = false;  // the server asked the client for more auth data
   bool server_resyncs_ = false;       // a client frame was out of order: the reply's seq is free
   bool client_started_ = false;       // the client's first bytes were examined

@@ -111,10 +111,20 @@ bool Session::on_header(Pipe& p, const FrameEvent& ev) {
 }
 
 bool Session::check_sequence(Pipe& p, const FrameEvent& ev) {
+  const bool client = &p == &c2s_;
   // In the command phase a client packet opens a new exchange, at seq 0,
   // unless the server asked it for data (LOCAL INFILE, COM_CHANGE_USER auth).
-  const bool new_command = &p == &c2s_ && ev.first_frame && phase_ == Phase::kCommand &&
+  const bool new_command = client && ev.first_frame && phase_ == Phase::kCommand &&
                            !tracker_.awaiting_client() && !tracker_.lost();
+  if (client && pipelined(ev)) [[unlikely]] {
+    // Its frames count from 0 on their own; the exchange under way keeps its ids.
+    const std::uint8_t own = ev.first_frame ? 0 : pipelined_next_;
+    if (ev.seq != own && cfg_->sequence_check != SequenceCheck::kOff && !out_of_order(p, ev, own)) {
+      return false;
+    }
+    pipelined_next_ = static_cast<std::uint8_t>(ev.seq + 1);
+    return true;
+  }
   const std::uint8_t expected = new_command ? 0 : next_seq_;
   // After a client frame counted out of order, the server's answer (mysqld's
   // ERR 1156, at a sequence id of its own) is part of the same event.
@@ -125,8 +135,18 @@ bool Session::check_sequence(Pipe& p, const FrameEvent& ev) {
     return false;
   }
   next_seq_ = static_cast<std::uint8_t>(ev.seq + 1);
-  if (&p == &c2s_) client_expects_ = next_seq_;
+  if (client) client_expects_ = next_seq_;
   return true;
+}
+
+// Whether the client frame `ev` belongs to a command sent while earlier
+// responses are still to come (pipelining): decided at its first frame.
+bool Session::pipelined(const FrameEvent& ev) {
+  if (ev.first_frame) {
+    client_pipelining_ = phase_ == Phase::kCommand && !tracker_.idle() &&
+                         !tracker_.awaiting_client() && !tracker_.lost();
+  }
+  return client_pipelining_;
 }
 
 // Kept out of check_sequence, which runs for every frame, so that stays small
@@ -140,8 +160,14 @@ bool Session::out_of_order(Pipe& p, const FrameEvent& ev, std::uint8_t expected)
             number("got", std::uint64_t{ev.seq}),
             field("direction", std::string(kDirectionNames[idx(p.dir)])));
   const ErrContext ctx{0, 0, Millis{0}, cfg_->name};
-  const std::uint8_t seq = &p == &c2s_ ? static_cast<std::uint8_t>(ev.seq + 1) : ev.seq;
-  send_error_and_close(CloseReason::kOutOfOrder, ErrorKind::kOutOfOrder, seq, ctx);
+  if (&p == &c2s_) {
+    // A pipelining client gets the answers to the commands before it first,
+    // as from mysqld, which reads the bad frame only after them.
+    refuse_client(CloseReason::kOutOfOrder, ErrorKind::kOutOfOrder,
+                  static_cast<std::uint8_t>(ev.seq + 1), ctx);
+  } else {
+    send_error_and_close(CloseReason::kOutOfOrder, ErrorKind::kOutOfOrder, ev.seq, ctx);
+  }
   return false;
 }
 
@@ -374,8 +400,19 @@ void Session::on_client_packet(const std::uint8_t* payload, std::size_t avail, s
   stats_.commands[command_index(command)].add();
   if (command == kComQuit) quit_sent_ = true;
   idle_deadline_ = 0;
-  // The tag is the send time: the packet leaves in this same loop turn.
-  on_tracker_step(tracker_.on_command(prefix, length, worker_.now_ns()));
+  // The tag is the send time: the packet leaves in this same loop turn. The
+  // response starts one past the command's last frame.
+  const std::uint8_t last = compressed_ ? c2s_.inner_seq : c2s_.last_seq;
+  const auto reply = static_cast<std::uint8_t>(last + 1);
+  const ResponseTracker::Step step = tracker_.on_command(prefix, length, worker_.now_ns(), reply);
+  on_tracker_step(step);
+  // Pipelined, but the responses before it ended while it arrived: its own
+  // is next, and starts one past its last frame. (A command without a
+  // response completes at once and leaves the ids alone.)
+  if (client_pipelining_ && step == ResponseTracker::Step::kContinue &&
+      tracker_.outstanding() == 1) {
+    next_seq_ = client_expects_ = reply;
+  }
 }
 
 void Session::on_tracker_step(ResponseTracker::Step step) {
@@ -435,8 +472,14 @@ void Session::on_server_packet(const std::uint8_t* payload, std::size_t avail,
       return;
   }
   if (tracker_.lost()) return;
-  on_tracker_step(
-      tracker_.on_server_packet(bytes.first(std::min<std::size_t>(avail, kTrackedPrefix)), length));
+  const ResponseTracker::Step step =
+      tracker_.on_server_packet(bytes.first(std::min<std::size_t>(avail, kTrackedPrefix)), length);
+  on_tracker_step(step);
+  // Pipelined commands: the next response's ids start over, one past its own
+  // command's last frame.
+  if (step == ResponseTracker::Step::kComplete && !tracker_.idle()) [[unlikely]] {
+    next_seq_ = client_expects_ = tracker_.reply_seq();
+  }
 }
 
 void Session::command_completed() {
@@ -531,7 +574,9 @@ void Session::scan_compressed(Pipe& p, std::size_t from) {
       case Kind::kInner:
         if (ev.inner.kind == FrameEvent::Kind::kHeader) {
           p.inner_seq = ev.inner.seq;
-          if (client) client_expects_ = static_cast<std::uint8_t>(ev.inner.seq + 1);
+          if (client && !pipelined(ev.inner)) {
+            client_expects_ = static_cast<std::uint8_t>(ev.inner.seq + 1);
+          }
           if (ev.inner.first_frame) p.packet_first_seq = ev.inner.seq;
           if (!check_limits(p, ev.inner)) return;
         } else {

@@ -25,6 +25,7 @@
 #include "tests/support/json_value.h"
 #include "tests/support/mariadb_server.h"
 #include "tests/support/metrics_scrape.h"
+#include "tests/support/mysql_codec.h"
 #include "tests/support/mysql_conn.h"
 #include "tests/support/process.h"
 #include "tests/support/prometheus_server.h"
@@ -1096,6 +1097,90 @@ TEST_CASE("metrics: sequence_check enforce refuses an out-of-order command with 
   CHECK(out.sequence_errors == 1);
   CHECK(out.queries == 0);  // never forwarded
   CHECK(out.log.find("reason=out_of_order") != std::string::npos);
+}
+
+// Pipelined commands each start at 0, and each response starts one past its
+// own command's last frame, whatever else is in flight: none of it is out of
+// order, also for a two-frame command and after a command with no response.
+TEST_CASE(
+    "metrics: sequence_check enforce lets pipelined commands through, each reply numbered "
+    "from its own command") {
+  MariaDbServer server({.args = {"--max-allowed-packet=64M"}});
+  SluiceProcess sluice({.upstream_ports = {server.port()},
+                        .listener = {{"sequence_check", "enforce"}},
+                        .extra_yaml = kOutOfOrderErrors});
+  const std::string before = scrape(sluice);
+  RawMysqlClient client;
+  REQUIRE_MESSAGE(client.connect(sluice.port()), client.last_error());
+  REQUIRE(client.handshake().logged_in);
+  std::string burst;
+  constexpr int kPairs = 100;
+  for (int i = 0; i < kPairs; ++i) {
+    burst += frames(0, "\x0e");  // COM_PING
+    burst += frames(0, "\x03SELECT " + std::to_string(i));
+  }
+  // Frames seq 0 and 1: its response starts at 2.
+  const std::string big = "SELECT LENGTH('" + std::string(0xFFFFFF, 'k') + "')";
+  burst += frames(0, "\x03" + big);
+  burst += frames(0, std::string("\x19\x01\x00\x00\x00", 5));  // COM_STMT_CLOSE: no response
+  burst += frames(0, "\x0e");
+  REQUIRE(client.send_raw(burst, 120s));
+  for (int i = 0; i < kPairs; ++i) {
+    CAPTURE(i);
+    const ReadResult pong = client.read_packet(30s);
+    REQUIRE(pong.ok());
+    CHECK(int{pong.packet.seq} == 1);
+    CHECK_FALSE(parse_err(pong.packet).has_value());
+    const QueryResult r = client.read_query_result(30s);
+    REQUIRE_MESSAGE(r.ok(), r.failure);
+    CHECK(r.rows()[0][0] == std::to_string(i));
+    CHECK(int{r.last_seq} == 5);  // count, definition, EOF, row, EOF from 1
+  }
+  const QueryResult length = client.read_query_result(60s);
+  REQUIRE_MESSAGE(length.ok(), length.failure);
+  CHECK(length.rows()[0][0] == std::to_string(0xFFFFFF));
+  CHECK(int{length.last_seq} == 6);  // from 2
+  const ReadResult pong = client.read_packet(30s);
+  REQUIRE(pong.ok());
+  CHECK(int{pong.packet.seq} == 1);
+  CHECK_FALSE(parse_err(pong.packet).has_value());
+  REQUIRE(client.query("SELECT 'after'").ok());
+  client.close();
+  const std::string after = scrape_when_idle(sluice);
+  CHECK(delta(before, after, "sluice_sequence_errors_total", lis()) == 0);
+  CHECK(delta(before, after, "sluice_commands_total", lis({{"command", "COM_PING"}})) ==
+        kPairs + 1);
+}
+
+// mysqld reads a pipelined out-of-order frame only after answering the
+// commands before it: so does the client get them first from sluice.
+TEST_CASE(
+    "metrics: sequence_check enforce answers the commands before a pipelined out-of-order "
+    "one, then refuses it with 1156") {
+  MariaDbServer server;
+  SluiceProcess sluice({.upstream_ports = {server.port()},
+                        .listener = {{"sequence_check", "enforce"}},
+                        .extra_yaml = kOutOfOrderErrors});
+  const std::string before = scrape(sluice);
+  RawMysqlClient client;
+  REQUIRE_MESSAGE(client.connect(sluice.port()), client.last_error());
+  REQUIRE(client.handshake().logged_in);
+  REQUIRE(client.send_raw(frames(0, "\x03SELECT SLEEP(0.2), 'first'") + frames(5, "\x0e")));
+  const QueryResult first = client.read_query_result(30s);
+  REQUIRE_MESSAGE(first.ok(), first.failure);
+  CHECK(first.rows()[0][1] == "first");
+  const ReadResult refused = client.read_packet(30s);
+  REQUIRE(refused.ok());
+  const auto err = parse_err(refused.packet);
+  REQUIRE(err.has_value());
+  CHECK(err->code == 1156);
+  CHECK(err->message == "sluice: packets out of order");
+  CHECK(int{refused.packet.seq} == 6);
+  CHECK(client.wait_closed(10s) != ReadStatus::kTimeout);
+  client.close();
+  const std::string after = scrape_when_idle(sluice);
+  CHECK(delta(before, after, "sluice_sequence_errors_total", lis()) == 1);
+  CHECK(delta(before, after, "sluice_commands_total", lis({{"command", "COM_PING"}})) == 0);
 }
 
 TEST_CASE("metrics: a command whose sequence id continues the login exchange is out of order") {

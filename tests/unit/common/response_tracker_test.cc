@@ -297,6 +297,25 @@ TEST_CASE("the FIFO wraps around and is bounded") {
   CHECK_FALSE(s.t.full());  // nothing to wait for once lost
 }
 
+TEST_CASE("each outstanding command keeps the sequence id its response starts at") {
+  Session s(kClassic);
+  const std::uint8_t ping[] = {kComPing};
+  // A one-frame command (reply at 1), a two-frame one (reply at 2), and one
+  // without a response, which is not queued.
+  REQUIRE(s.t.on_command(ping, 1, 0, 1) == Step::kContinue);
+  REQUIRE(s.t.on_command(ping, 1, 0, 2) == Step::kContinue);
+  const std::uint8_t close[] = {kComStmtClose, 1, 0, 0, 0};
+  REQUIRE(s.t.on_command(close, sizeof close, 0, 1) == Step::kComplete);
+  REQUIRE(s.t.on_command(ping, 1, 0, 1) == Step::kContinue);
+  CHECK(s.t.reply_seq() == 1);
+  REQUIRE(s.server(ok()) == Step::kComplete);
+  CHECK(s.t.reply_seq() == 2);
+  REQUIRE(s.server(ok()) == Step::kComplete);
+  CHECK(s.t.reply_seq() == 1);
+  REQUIRE(s.server(ok()) == Step::kComplete);
+  CHECK(s.t.idle());
+}
+
 TEST_CASE("replication and clone streams stop tracking once they start") {
   for (const std::uint8_t command : {kComBinlogDump, kComBinlogDumpGtid, std::uint8_t{0x20}}) {
     CAPTURE(command);
