@@ -360,6 +360,14 @@ void Session::scan(Pipe& p, std::size_t from) {
         const std::size_t start = p.buf.complete();
         p.buf.set_complete(pos);
         p.stream_eligible = false;
+        // Whole, it grows no more: its turn goes now, not once it has drained.
+        // (A client's large packet pipelined behind a query whose large row
+        // the server is still sending cannot drain before that row has been
+        // read, which needed the turn.)
+        if (p.holds_large_turn) [[unlikely]] {
+          worker_.budget().release_large_turn(&p);
+          p.holds_large_turn = false;
+        }
         on_packet(p, start, pos, ev.logical_length);
       }
       if (closed()) return;

@@ -3,10 +3,13 @@
 // out_of_memory (1041).
 #include <doctest/doctest.h>
 
+#include <poll.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <memory>
 #include <string>
 #include <thread>
@@ -15,6 +18,7 @@
 #include "tests/support/limits_support.h"
 #include "tests/support/mariadb_server.h"
 #include "tests/support/metrics_scrape.h"
+#include "tests/support/mysql_codec.h"
 #include "tests/support/mysql_conn.h"
 #include "tests/support/probes.h"
 #include "tests/support/raw_mysql.h"
@@ -751,7 +755,8 @@ TEST_CASE("memory: the out_of_memory boundary is payload >= memory_limit (single
 // but the system may still refuse one (an address-space limit, overcommit):
 // that client gets out_of_memory and a close, the refusal is counted in its
 // own family, and the other sessions go on.
-TEST_CASE("memory: a buffer the system refuses gets 1041 and is counted, and other sessions go on") {
+TEST_CASE(
+    "memory: a buffer the system refuses gets 1041 and is counted, and other sessions go on") {
   MariaDbServer server({.args = {"--max-allowed-packet=1G"}});
   Target target(server, {.listener = {{"max_allowed_packet", "1G"}}});
   if (target.direct()) {
@@ -796,6 +801,56 @@ TEST_CASE("memory: a buffer the system refuses gets 1041 and is counted, and oth
   const QueryResult next = keeper->query("SELECT 'still here'");
   REQUIRE_MESSAGE(next.ok(), next.failure);
   CHECK(next.rows()[0][0] == "still here");
+}
+
+// A client that pipelines a large packet behind a query whose large row the
+// server is still sending: the server reads the packet only once the row has
+// been read, so the packet must not keep the memory turn the row needs.
+TEST_CASE("memory: a large packet pipelined behind a large row completes under a 40M limit") {
+  MariaDbServer server({.args = {"--max-allowed-packet=64M"}});
+  Target target(server, {.listener = {{"max_allowed_packet", "64M"}, {"net_write_timeout", "5s"}},
+                         .top = {{"memory_limit", "40M"}}});
+  auto client = raw_login(target.port());
+  constexpr std::size_t kRow = 0xFFFFFF + 67;  // two frames each way
+  const std::string text(0xFFFFFF, 'e');
+  const std::string burst = frames(0, "\x03SELECT REPEAT('y', " + std::to_string(kRow) + "), 7") +
+                            frames(0, "\x03SELECT LENGTH('" + text + "')");
+  // Sent while the answers are read, as a pipelining client does (the
+  // server writes the row before it reads the second query).
+  std::atomic<bool> sent{false};
+  std::thread sender([&] {
+    std::size_t done = 0;
+    while (done < burst.size()) {
+      pollfd pfd{client->fd(), POLLOUT, 0};
+      if (::poll(&pfd, 1, 60'000) <= 0) return;
+      const ssize_t n = ::send(client->fd(), burst.data() + done, burst.size() - done,
+                               MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (n < 0 && errno != EAGAIN) return;
+      if (n > 0) done += static_cast<std::size_t>(n);
+    }
+    sent = true;
+  });
+  // A failed check below ends the sender too: its socket is shut for writing.
+  struct JoinSender {
+    std::thread& thread;
+    int fd;
+    ~JoinSender() {
+      if (!thread.joinable()) return;
+      ::shutdown(fd, SHUT_WR);
+      thread.join();
+    }
+  } join_sender{sender, client->fd()};
+  const QueryResult row = client->read_query_result(60s);
+  REQUIRE_MESSAGE(row.ok(), row.failure);
+  REQUIRE(row.rows()[0][0].has_value());
+  CHECK(row.rows()[0][0]->size() == kRow);
+  CHECK(row.rows()[0][1] == "7");
+  const QueryResult length = client->read_query_result(60s);
+  REQUIRE_MESSAGE(length.ok(), length.failure);
+  CHECK(length.rows()[0][0] == std::to_string(text.size()));
+  sender.join();
+  CHECK(sent);
+  CHECK(client->query("SELECT 'after'").ok());
 }
 
 TEST_CASE("memory: a server row larger than memory_limit gets 1041 with the row's own seq") {
