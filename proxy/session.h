@@ -177,6 +177,7 @@ class Session {
   std::uint64_t large_claim(const Pipe& p) const;
   bool unproven(const Pipe& p) const;
   [[gnu::cold]] bool allocation_failed(Pipe& p, std::size_t bytes);
+  bool take_turn_from_other(Pipe& p);
   void untracked_traffic(const Pipe& p);
   void release_memory(Pipe& p);
   [[gnu::hot]] void scan(Pipe& p, std::size_t from);

@@ -234,7 +234,7 @@ bool Session::ensure_room(Pipe& p) {
     // (An unproven packet grows by what came, never past what arrived
     // twice over, and handshake_timeout ends its waits: it needs no turn.)
     if (p.framer.continued() && !p.holds_large_turn && !p.stream_eligible && !unproven(p)) {
-      if (!worker_.budget().acquire_large_turn(&p, large_claim(p))) {
+      if (!worker_.budget().acquire_large_turn(&p, large_claim(p)) && !take_turn_from_other(p)) {
         if (!p.turn_wait) worker_.budget().note_wait();
         p.turn_wait = true;
         if (p.paused_at == 0) p.paused_at = now();
@@ -274,6 +274,20 @@ bool Session::ensure_room(Pipe& p) {
     return false;
   }
   return true;
+}
+
+// The turn a large packet needs may be held by this session's other
+// direction for a whole packet that is only waiting to drain, and cannot: a
+// client's large packet pipelined behind a query whose large row the server
+// is still sending reaches the server only after the server has sent that
+// row, which must be read first. A whole packet grows no more, so it hands
+// its turn over (its memory stays reserved until it has drained).
+bool Session::take_turn_from_other(Pipe& p) {
+  Pipe& other = &p == &c2s_ ? s2c_ : c2s_;
+  if (!other.holds_large_turn || !other.framer.at_boundary()) return false;
+  worker_.budget().release_large_turn(&other);
+  other.holds_large_turn = false;
+  return worker_.budget().acquire_large_turn(&p, large_claim(p));
 }
 
 // The system refused a buffer of `bytes` for `p` (malloc or mmap failed: an
@@ -360,14 +374,6 @@ void Session::scan(Pipe& p, std::size_t from) {
         const std::size_t start = p.buf.complete();
         p.buf.set_complete(pos);
         p.stream_eligible = false;
-        // Whole, it grows no more: its turn goes now, not once it has drained.
-        // (A client's large packet pipelined behind a query whose large row
-        // the server is still sending cannot drain before that row has been
-        // read, which needed the turn.)
-        if (p.holds_large_turn) [[unlikely]] {
-          worker_.budget().release_large_turn(&p);
-          p.holds_large_turn = false;
-        }
         on_packet(p, start, pos, ev.logical_length);
       }
       if (closed()) return;
