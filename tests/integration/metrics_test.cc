@@ -1099,6 +1099,22 @@ TEST_CASE("metrics: sequence_check enforce refuses an out-of-order command with 
   CHECK(out.log.find("reason=out_of_order") != std::string::npos);
 }
 
+// sluice with sequence_check enforce in front of `server`, its metrics at the
+// start, and a client logged in through it.
+struct EnforcingSession {
+  explicit EnforcingSession(const MariaDbServer& server)
+      : sluice({.upstream_ports = {server.port()},
+                .listener = {{"sequence_check", "enforce"}},
+                .extra_yaml = kOutOfOrderErrors}),
+        before(scrape(sluice)) {
+    REQUIRE_MESSAGE(client.connect(sluice.port()), client.last_error());
+    REQUIRE(client.handshake().logged_in);
+  }
+  SluiceProcess sluice;
+  std::string before;
+  RawMysqlClient client;
+};
+
 // Pipelined commands each start at 0, and each response starts one past its
 // own command's last frame, whatever else is in flight: none of it is out of
 // order, also for a two-frame command and after a command with no response.
@@ -1106,13 +1122,10 @@ TEST_CASE(
     "metrics: sequence_check enforce lets pipelined commands through, each reply numbered "
     "from its own command") {
   MariaDbServer server({.args = {"--max-allowed-packet=64M"}});
-  SluiceProcess sluice({.upstream_ports = {server.port()},
-                        .listener = {{"sequence_check", "enforce"}},
-                        .extra_yaml = kOutOfOrderErrors});
-  const std::string before = scrape(sluice);
-  RawMysqlClient client;
-  REQUIRE_MESSAGE(client.connect(sluice.port()), client.last_error());
-  REQUIRE(client.handshake().logged_in);
+  EnforcingSession session(server);
+  SluiceProcess& sluice = session.sluice;
+  RawMysqlClient& client = session.client;
+  const std::string before = session.before;
   std::string burst;
   constexpr int kPairs = 100;
   for (int i = 0; i < kPairs; ++i) {
@@ -1158,13 +1171,10 @@ TEST_CASE(
     "metrics: sequence_check enforce answers the commands before a pipelined out-of-order "
     "one, then refuses it with 1156") {
   MariaDbServer server;
-  SluiceProcess sluice({.upstream_ports = {server.port()},
-                        .listener = {{"sequence_check", "enforce"}},
-                        .extra_yaml = kOutOfOrderErrors});
-  const std::string before = scrape(sluice);
-  RawMysqlClient client;
-  REQUIRE_MESSAGE(client.connect(sluice.port()), client.last_error());
-  REQUIRE(client.handshake().logged_in);
+  EnforcingSession session(server);
+  SluiceProcess& sluice = session.sluice;
+  RawMysqlClient& client = session.client;
+  const std::string before = session.before;
   REQUIRE(client.send_raw(frames(0, "\x03SELECT SLEEP(0.2), 'first'") + frames(5, "\x0e")));
   const QueryResult first = client.read_query_result(30s);
   REQUIRE_MESSAGE(first.ok(), first.failure);
