@@ -1,8 +1,8 @@
 // A Syscalls implementation that injects EINTR, EAGAIN, short transfers and errors on a script.
 #pragma once
 
-#include <cerrno>
 #include <algorithm>
+#include <cerrno>
 #include <deque>
 #include <functional>
 #include <mutex>
