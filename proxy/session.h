@@ -184,6 +184,7 @@ class Session {
   [[gnu::hot]] void flush(Pipe& p);
   [[gnu::hot, gnu::always_inline]] inline void send_or_defer(Pipe& p);
   bool commands_must_wait() const;
+  [[gnu::hot]] bool hold_commands(const Pipe& p, std::size_t pos);
   void release_held_commands();
   [[gnu::hot, gnu::always_inline]] inline int owed(Pipe& p, iovec* iov);
   [[gnu::hot]] bool owes(Pipe& p);

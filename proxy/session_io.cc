@@ -130,6 +130,15 @@ bool Session::commands_must_wait() const {
   return tracker_.full() && !tracker_.awaiting_client();
 }
 
+// Holds the client's bytes from `pos` on, unframed, while a command must wait
+// for room in the tracker; true when it did. Callers check that `pos` is
+// where a client packet may start.
+bool Session::hold_commands(const Pipe& p, std::size_t pos) {
+  if (&p != &c2s_ || !commands_must_wait()) return false;
+  held_commands_ = p.buf.received() - pos;
+  return true;
+}
+
 // A response completed: the commands held back go on (until the queue is
 // full again), and the client is read again once none is left.
 void Session::release_held_commands() {
@@ -338,12 +347,10 @@ void Session::scan(Pipe& p, std::size_t from) {
     on_discarded_byte(p, data[pos]);
     if (closed()) return;
   }
-  // A command must wait for room in the tracker (see release_held_commands):
-  // checked where a client packet may start, here and after each one.
-  if (&p == &c2s_ && commands_must_wait() && p.framer.at_boundary()) [[unlikely]] {
-    held_commands_ = p.buf.received() - pos;
+  // Where a client packet may start, here and after each one, a command may
+  // have to wait for room in the tracker.
+  if (p.framer.at_boundary() && hold_commands(p, pos)) [[unlikely]]
     return;
-  }
   for (;;) {
     const std::size_t end = p.buf.received();
     // A whole packet comes in one step (kPacket: its header, then its end).
@@ -380,10 +387,8 @@ void Session::scan(Pipe& p, std::size_t from) {
       if (phase_ == Phase::kOpaque) return take_raw(p);  // TLS starts right after this packet
       if (p.cframer) return scan_compressed(p, pos);     // compression starts after this packet
       if (pos == p.buf.received() && p.framer.at_boundary()) break;  // nothing more to frame
-      if (&p == &c2s_ && commands_must_wait()) [[unlikely]] {
-        held_commands_ = p.buf.received() - pos;
+      if (hold_commands(p, pos)) [[unlikely]]
         break;
-      }
     }
   }
   if (p.discarding) {

@@ -559,9 +559,8 @@ void Session::scan_compressed(Pipe& p, std::size_t from) {
     // A command waits for room in the tracker (see release_held_commands) by
     // whole frames, as frames are what is forwarded: a frame that alone
     // carries more commands than there is room for still loses track.
-    if (client && commands_must_wait() && pos < end && p.cframer->outer_at_boundary() &&
-        p.cframer->inner_at_boundary()) [[unlikely]] {
-      held_commands_ = end - pos;
+    if (client && pos < end && p.cframer->outer_at_boundary() && p.cframer->inner_at_boundary() &&
+        hold_commands(p, pos)) [[unlikely]] {
       return track_read_deadline(p);
     }
     const auto ev = p.cframer->next(p.buf.data() + pos, end - pos);
