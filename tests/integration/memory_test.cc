@@ -851,6 +851,12 @@ TEST_CASE("memory: a large packet pipelined behind a large row completes under a
   sender.join();
   CHECK(sent);
   CHECK(client->query("SELECT 'after'").ok());
+  if (target.direct()) return;
+  // Nothing timed out or was refused, and no packet bytes stay held.
+  const std::string metrics = http_get(target.sluice()->metrics_port());
+  CHECK(metric_sum(metrics, "sluice_timeouts_total") == 0);
+  CHECK(metric_sum(metrics, "sluice_memory_limit_refusals_total") == 0);
+  CHECK(wait_buffered_zero(target.sluice()->metrics_port(), 10s));
 }
 
 TEST_CASE("memory: a server row larger than memory_limit gets 1041 with the row's own seq") {
