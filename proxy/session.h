@@ -79,16 +79,19 @@ struct Pipe {
   MemoryBudget::Ticket ticket = 0;   // place in the memory queue while waiting
   std::uint64_t reserved = 0;        // bytes of buf reserved in the MemoryBudget
   Direction dir;
-  bool eof = false;                   // the source closed
-  bool discarding = false;            // an oversized packet is being thrown away
-  bool holds_large_turn = false;      // this pipe holds one of the budget's multi-frame turns
-  bool turn_wait = false;             // waiting for that turn
-  bool blocked = false;               // no room to read until the destination drains
-  bool first_payload_seen = false;    // discarding: its command byte was examined
-  bool stream_eligible = false;       // a large server packet that may stream (see Session::scan)
-  bool streaming = false;             // its first bytes went out: the rest follows as it arrives
-  bool write_deferred = false;        // owes a write made at the end of this wakeup
-  std::uint8_t crossing_seq = 0;      // seq of the frame that crossed a limit
+  bool eof = false;                 // the source closed
+  bool discarding = false;          // an oversized packet is being thrown away
+  bool holds_large_turn = false;    // this pipe holds one of the budget's multi-frame turns
+  bool turn_wait = false;           // waiting for that turn
+  bool blocked = false;             // no room to read until the destination drains
+  bool first_payload_seen = false;  // discarding: its command byte was examined
+  bool stream_eligible = false;     // a large server packet that may stream (see Session::scan)
+  bool streaming = false;           // its first bytes went out: the rest follows as it arrives
+  bool write_deferred = false;      // owes a write made at the end of this wakeup
+  std::uint8_t crossing_seq = 0;    // seq of the frame that crossed a limit
+  // Compressed, discarding: the packet's length once it has ended (its
+  // frame must end with it for the reject to stand); 0 before.
+  std::uint64_t discarded_length = 0;
   std::uint8_t last_seq = 0;          // seq of the latest frame header
   std::uint8_t inner_seq = 0;         // compressed sessions: seq of the latest inner header
   std::uint8_t packet_first_seq = 0;  // seq of the current packet's first frame
@@ -219,6 +222,7 @@ class Session {
   bool response_outstanding() const;
   [[gnu::cold]] void finish_refusal();
   void finish_reject(Pipe& p, std::uint64_t size);
+  bool discard_inner(Pipe& p, const FrameEvent& ev);
   void go_opaque(Pipe& from);
   void take_raw(Pipe& p);
   void watch_tls(const Pipe& p, std::span<const std::uint8_t> bytes);

@@ -210,7 +210,7 @@ bool Session::ensure_room(Pipe& p) {
   // Bytes the current packet still needs beyond complete(): what is held,
   // the rest of the current frame, and the next header if it is continued.
   std::size_t want = p.buf.partial() + 1;
-  if (p.cframer) {
+  if (p.cframer && !p.discarding) {
     // A compressed frame is held whole: its header gives its size.
     const std::uint32_t left = p.cframer->outer_left();
     want = p.buf.partial() + (left > 0 ? left + CompressedFramer::kOuterHeader

@@ -207,18 +207,21 @@ bool Session::exceeds_memory(Pipe& p, const FrameEvent& ev, std::uint64_t memory
 bool Session::oversized(Pipe& p, const FrameEvent& ev, std::uint64_t limit) {
   const ErrContext ctx{ev.logical_length, limit, Millis{0}, cfg_->name};
   const bool client = &p == &c2s_;
-  // In a compressed session the discarded bytes would sit inside frames that
-  // also carry other packets: no reject there.
-  const bool can_reject = client && !compressed_ && cfg_->on_oversized == OnOversized::kReject &&
+  // In a compressed session the packet must start its compressed frame (no
+  // earlier packet held with it); whether it also ends its last one is seen
+  // there (see discard_inner).
+  const bool can_reject = client && cfg_->on_oversized == OnOversized::kReject &&
                           phase_ == Phase::kCommand && p.packet_first_seq == 0 && tracker_.idle() &&
                           !tracker_.lost() && s2c_.buf.empty() &&
-                          to_client_sent_ == to_client_.size();
+                          to_client_sent_ == to_client_.size() && p.held_packets == 0;
   if (can_reject) {
     // Logged once its command byte says whether it is rejected (see
     // on_discarded_byte).
     p.discarding = true;
     p.crossing_seq = ev.seq;
     idle_deadline_ = 0;  // a command is arriving, if only to be thrown away
+    // A compressed packet's command byte is known at its end (discard_inner).
+    if (compressed_) return true;
     // The first frame's command byte may already be here (limit above 16 MiB).
     const std::size_t first = p.buf.complete() + wire::kHeaderSize;
     p.first_payload_seen = false;
@@ -265,6 +268,7 @@ void Session::refuse_client(CloseReason reason, ErrorKind kind, std::uint8_t seq
   c2s_.buf.drop_partial();
   c2s_.read_deadline = 0;
   c2s_.discarding = false;
+  c2s_.discarded_length = 0;
   c2s_.turn_wait = false;
   worker_.budget().cancel(&c2s_.ticket);
   if (c2s_.holds_large_turn) {
@@ -317,11 +321,12 @@ void Session::log_oversized(const Pipe& p, std::uint64_t size, std::uint64_t lim
 
 void Session::finish_reject(Pipe& p, std::uint64_t size) {
   p.discarding = false;
+  p.discarded_length = 0;
   stats_.oversized[idx(p.dir)][idx(OversizeAction::kReject)].add();
   const ErrContext ctx{size, cfg_->max_allowed_packet, Millis{0}, cfg_->name};
   // Sent after the whole packet was discarded, one past its last frame.
-  to_client_ =
-      error_packet(ErrorKind::kPacketTooLarge, static_cast<std::uint8_t>(p.last_seq + 1), ctx);
+  const std::uint8_t last = p.cframer ? p.inner_seq : p.last_seq;
+  to_client_ = error_packet(ErrorKind::kPacketTooLarge, static_cast<std::uint8_t>(last + 1), ctx);
   to_client_sent_ = 0;
   client_expects_ = 0;
   // Answered: the client's turn, as after any response.
@@ -571,6 +576,10 @@ void Session::scan_compressed(Pipe& p, std::size_t from) {
         p.last_seq = ev.comp_seq;
         break;
       case Kind::kInner:
+        if (p.discarding) [[unlikely]] {
+          if (!discard_inner(p, ev.inner)) return;
+          break;
+        }
         if (ev.inner.kind == FrameEvent::Kind::kHeader) {
           p.inner_seq = ev.inner.seq;
           if (client && !pipelined(ev.inner)) {
@@ -578,6 +587,11 @@ void Session::scan_compressed(Pipe& p, std::size_t from) {
           }
           if (ev.inner.first_frame) p.packet_first_seq = ev.inner.seq;
           if (!check_limits(p, ev.inner)) return;
+          if (p.discarding) [[unlikely]] {
+            // To be rejected: what is held of it goes now, the rest as it comes.
+            p.buf.erase_partial(pos);
+            pos = p.buf.complete();
+          }
         } else {
           if (!client) client_expects_ = static_cast<std::uint8_t>(p.inner_seq + 1);
           if (client) ++p.held_packets;
@@ -586,6 +600,16 @@ void Session::scan_compressed(Pipe& p, std::size_t from) {
         }
         break;
       case Kind::kOuterEnd:
+        if (p.discarding) [[unlikely]] {
+          p.buf.erase_partial(pos);  // the discarded frame goes; what follows stays
+          pos = p.buf.complete();
+          if (p.discarded_length != 0) {
+            log_oversized(p, p.discarded_length, cfg_->max_allowed_packet, OversizeAction::kReject);
+            finish_reject(p, p.discarded_length);
+            if (closed()) return;
+          }
+          break;
+        }
         if (!client) comp_client_expects_ = static_cast<std::uint8_t>(p.last_seq + 1);
         if (!client || p.cframer->inner_at_boundary()) {
           const std::size_t bytes = pos - p.buf.complete();
@@ -601,10 +625,37 @@ void Session::scan_compressed(Pipe& p, std::size_t from) {
                                     ctx);
       }
       case Kind::kNeedMore:
-        if (pos == end && !p.cframer->has_pending()) return track_read_deadline(p);
+        if (pos == end && !p.cframer->has_pending()) {
+          if (p.discarding) p.buf.drop_partial();  // never hold more than one read of it
+          return track_read_deadline(p);
+        }
         break;
     }
   }
+}
+
+// An inner event of a packet being rejected in a compressed session. The
+// reject stands only if the packet ends with its compressed frame: another
+// packet after it in that frame (a client that does not flush per command)
+// is lost with it, and COM_STMT_SEND_LONG_DATA has no response an ERR could
+// stand for; both close instead. Returns false when the session closed.
+bool Session::discard_inner(Pipe& p, const FrameEvent& ev) {
+  if (p.discarded_length == 0) {
+    if (ev.kind == FrameEvent::Kind::kHeader) {
+      p.inner_seq = ev.seq;  // a later frame of the discarded packet
+      return true;
+    }
+    p.discarded_length = ev.logical_length;
+    const bool long_data =
+        p.cframer->prefix_length() > 0 && p.cframer->prefix()[0] == kComStmtSendLongData;
+    if (!long_data) return true;
+  }
+  log_oversized(p, p.discarded_length, cfg_->max_allowed_packet, OversizeAction::kClose);
+  stats_.oversized[idx(p.dir)][idx(OversizeAction::kClose)].add();
+  const ErrContext ctx{p.discarded_length, cfg_->max_allowed_packet, Millis{0}, cfg_->name};
+  send_error_and_close(CloseReason::kPacketTooLarge, ErrorKind::kPacketTooLarge,
+                       static_cast<std::uint8_t>(p.crossing_seq + 1), ctx);
+  return false;
 }
 
 bool Session::framing_at_boundary(const Pipe& p) const {

@@ -723,7 +723,95 @@ TEST_CASE(
         kCommands + 1);
 }
 
-TEST_CASE("limits: reject falls back to close in a compressed session") {
+// A compressed session's bytes as a client may send them: `inner` cut into
+// stored (uncompressed) frames of at most `chunk` bytes, compressed ids from
+// 0; *last gets the last id.
+std::string stored_frames(std::string_view inner, std::size_t chunk, std::uint8_t* last) {
+  std::string out;
+  std::uint8_t seq = 0;
+  for (std::size_t at = 0; at < inner.size(); at += chunk) {
+    const std::string_view part = inner.substr(at, chunk);
+    out += le(part.size(), 3) + std::string(1, static_cast<char>(seq)) + le(0, 3);
+    out += part;
+    *last = seq++;
+  }
+  return out;
+}
+
+std::uint32_t le24(std::string_view bytes) {
+  return static_cast<std::uint8_t>(bytes[0]) | static_cast<std::uint8_t>(bytes[1]) << 8 |
+         static_cast<std::uint8_t>(bytes[2]) << 16;
+}
+
+// The next compressed frame, which must be stored and carry compressed id
+// `comp_seq` and one inner packet: that packet.
+Packet read_stored_packet(RawMysqlClient& client, std::uint8_t comp_seq) {
+  std::string header;
+  REQUIRE(client.read_bytes(7, &header) == ReadStatus::kOk);
+  CHECK(static_cast<std::uint8_t>(header[3]) == comp_seq);
+  CHECK(le24(std::string_view(header).substr(4)) == 0);
+  std::string inner;
+  REQUIRE(client.read_bytes(le24(header), &inner) == ReadStatus::kOk);
+  REQUIRE(inner.size() >= 4);
+  CHECK(le24(inner) == inner.size() - 4);
+  Packet packet;
+  packet.seq = packet.last_seq = static_cast<std::uint8_t>(inner[3]);
+  packet.frames = 1;
+  packet.payload = inner.substr(4);
+  return packet;
+}
+
+TEST_CASE(
+    "limits: reject in a compressed session drops the packet's frames and keeps the session") {
+  MariaDbServer server({.args = {kServerBig}});
+  Target target(server, {.listener = {{"max_allowed_packet", "17M"}, {"on_oversized", "reject"}}});
+  if (target.direct()) {
+    MESSAGE("direct mode: reject is sluice's");
+    return;
+  }
+  MysqlConn monitor(server.socket_options());
+  auto client = raw_login(target.port(), CLIENT_COMPRESS);
+  const Oversized before = oversized(target);
+  const long long server_before = server_bytes_from_others(monitor);
+  // 20 MiB in stored frames of 1 MiB: its first inner frame (16 MiB - 1,
+  // under the limit) is held until the second one's header crosses it.
+  std::uint8_t last = 0;
+  const std::string inner = frames(0, sized_query(20 * kMiB));
+  REQUIRE(client->send_raw(stored_frames(inner, kMiB, &last), 60s));
+  const Packet err = read_stored_packet(*client, static_cast<std::uint8_t>(last + 1));
+  CHECK(err.seq == 2);  // one past the packet's last inner frame (ids 0 and 1)
+  const auto parsed = parse_err(err);
+  REQUIRE(parsed.has_value());
+  CHECK(parsed->code == 1153);
+  CHECK(parsed->sqlstate == "08S01");
+  CHECK(parsed->message == kPacketTooLargeMessage);
+  // The next command starts again at 0 in both layers, and is answered.
+  REQUIRE(client->send_raw(stored_frames(frames(0, "\x0e"), kMiB, &last)));
+  const Packet ok = read_stored_packet(*client, 1);
+  CHECK(ok.seq == 1);
+  REQUIRE(!ok.payload.empty());
+  CHECK(ok.payload[0] == '\0');
+  // Nothing of the 20 MiB reached the server, only the COM_PING's frame.
+  CHECK(server_bytes_from_others(monitor) - server_before < 100);
+  check_oversized_delta(target, before, 0, 1, 0);
+
+  // Connector/C, which writes each command in frames of its own, sees the
+  // error and goes on (its first frame holds the packet's start, the later
+  // ones the rest).
+  ConnectOptions options = target.options();
+  options.compress = true;
+  MysqlConn conn(options);
+  const std::string big = "SELECT LENGTH('" + std::string(18 * kMiB, 'x') + "')";
+  CHECK(mysql_real_query(conn.get(), big.data(), big.size()) != 0);
+  CHECK(mysql_errno(conn.get()) == 1153);
+  CHECK(std::string(mysql_sqlstate(conn.get())) == "08S01");
+  CHECK(std::string(mysql_error(conn.get())) == kPacketTooLargeMessage);
+  CHECK(conn.scalar("SELECT 'after'") == "after");
+  check_oversized_delta(target, before, 0, 2, 0);
+}
+
+TEST_CASE(
+    "limits: reject closes in a compressed session when a command shares the packet's frame") {
   MariaDbServer server({.args = {kServerBig}});
   Target target(server, {.listener = {{"max_allowed_packet", "2K"}, {"on_oversized", "reject"}}});
   if (target.direct()) {
@@ -731,18 +819,23 @@ TEST_CASE("limits: reject falls back to close in a compressed session") {
     return;
   }
   MysqlConn monitor(server.socket_options());
-  ConnectOptions options = target.options();
-  options.compress = true;
-  MysqlConn conn(options);
-  CHECK(conn.scalar("SELECT 'compressed'") == "compressed");
+  auto client = raw_login(target.port(), CLIENT_COMPRESS);
   const Oversized before = oversized(target);
-  const std::string big = "SELECT '" + std::string(3000, 'x') + "'";
-  CHECK(mysql_real_query(conn.get(), big.data(), big.size()) != 0);
-  CHECK(mysql_errno(conn.get()) == 1153);
-  CHECK(std::string(mysql_sqlstate(conn.get())) == "08S01");
-  CHECK(std::string(mysql_error(conn.get())) == kPacketTooLargeMessage);
-  CHECK(mysql_query(conn.get(), "SELECT 'after'") != 0);
+  const long long server_before = server_bytes_from_others(monitor);
+  // The refused packet and a COM_PING in one compressed frame: the frame
+  // cannot be forwarded without part of the packet, so the PING is lost with
+  // it and no reject can stand for both.
+  std::uint8_t last = 0;
+  const std::string inner = frames(0, sized_query(3000)) + frames(0, "\x0e");
+  REQUIRE(client->send_raw(stored_frames(inner, kMiB, &last)));
+  const Packet err = read_stored_packet(*client, 1);
+  CHECK(err.seq == 1);  // close: one past the crossing frame
+  const auto parsed = parse_err(err);
+  REQUIRE(parsed.has_value());
+  CHECK(parsed->code == 1153);
+  expect_closed(*client);
   CHECK(wait_server_sessions(monitor, 0, 30s));
+  CHECK(server_bytes_from_others(monitor) == server_before);
   check_oversized_delta(target, before, 1, 0, 0);
 }
 

@@ -192,6 +192,19 @@ ReadStatus RawMysqlClient::fill(Deadline deadline, int* error) {
   }
 }
 
+ReadStatus RawMysqlClient::read_bytes(std::size_t n, std::string* out,
+                                      std::chrono::milliseconds timeout) {
+  const Deadline deadline = std::chrono::steady_clock::now() + timeout;
+  while (buffer_.size() - consumed_ < n) {
+    int error = 0;
+    const ReadStatus status = fill(deadline, &error);
+    if (status != ReadStatus::kOk) return status;
+  }
+  *out = buffer_.substr(consumed_, n);
+  consumed_ += n;
+  return ReadStatus::kOk;
+}
+
 ReadResult RawMysqlClient::read_frame_until(Deadline deadline) {
   ReadResult result;
   while (true) {

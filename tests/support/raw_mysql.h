@@ -89,6 +89,8 @@ class RawMysqlClient {
   bool send_packet(std::uint8_t seq, std::string_view payload,
                    std::chrono::milliseconds timeout = 30s);
 
+  // Exactly `n` bytes, unframed (a compressed session's frames, say).
+  ReadStatus read_bytes(std::size_t n, std::string* out, std::chrono::milliseconds timeout = 30s);
   // One wire frame, exactly as it arrived.
   ReadResult read_frame(std::chrono::milliseconds timeout = 30s);
   // One logical packet (continuation frames joined).
