@@ -761,18 +761,28 @@ Packet read_stored_packet(RawMysqlClient& client, std::uint8_t comp_seq) {
   return packet;
 }
 
+// A logged-in raw compressed session on a listener with max_allowed_packet
+// `limit` and on_oversized: reject, and what the server had read and the
+// counters said before the test's packets.
+struct CompressedRejectSession {
+  explicit CompressedRejectSession(const std::string& limit)
+      : target(server, {.listener = {{"max_allowed_packet", limit}, {"on_oversized", "reject"}}}) {}
+  MariaDbServer server{{.args = {kServerBig}}};
+  Target target;
+  MysqlConn monitor{server.socket_options()};
+  std::unique_ptr<RawMysqlClient> client = raw_login(target.port(), CLIENT_COMPRESS);
+  Oversized before = oversized(target);
+  long long server_before = server_bytes_from_others(monitor);
+};
+
 TEST_CASE(
     "limits: reject in a compressed session drops the packet's frames and keeps the session") {
-  MariaDbServer server({.args = {kServerBig}});
-  Target target(server, {.listener = {{"max_allowed_packet", "17M"}, {"on_oversized", "reject"}}});
-  if (target.direct()) {
+  CompressedRejectSession s("17M");
+  if (s.target.direct()) {
     MESSAGE("direct mode: reject is sluice's");
     return;
   }
-  MysqlConn monitor(server.socket_options());
-  auto client = raw_login(target.port(), CLIENT_COMPRESS);
-  const Oversized before = oversized(target);
-  const long long server_before = server_bytes_from_others(monitor);
+  auto& client = s.client;
   // 20 MiB in stored frames of 1 MiB: its first inner frame (16 MiB - 1,
   // under the limit) is held until the second one's header crosses it.
   std::uint8_t last = 0;
@@ -792,13 +802,13 @@ TEST_CASE(
   REQUIRE(!ok.payload.empty());
   CHECK(ok.payload[0] == '\0');
   // Nothing of the 20 MiB reached the server, only the COM_PING's frame.
-  CHECK(server_bytes_from_others(monitor) - server_before < 100);
-  check_oversized_delta(target, before, 0, 1, 0);
+  CHECK(server_bytes_from_others(s.monitor) - s.server_before < 100);
+  check_oversized_delta(s.target, s.before, 0, 1, 0);
 
   // Connector/C, which writes each command in frames of its own, sees the
   // error and goes on (its first frame holds the packet's start, the later
   // ones the rest).
-  ConnectOptions options = target.options();
+  ConnectOptions options = s.target.options();
   options.compress = true;
   MysqlConn conn(options);
   const std::string big = "SELECT LENGTH('" + std::string(18 * kMiB, 'x') + "')";
@@ -807,21 +817,17 @@ TEST_CASE(
   CHECK(std::string(mysql_sqlstate(conn.get())) == "08S01");
   CHECK(std::string(mysql_error(conn.get())) == kPacketTooLargeMessage);
   CHECK(conn.scalar("SELECT 'after'") == "after");
-  check_oversized_delta(target, before, 0, 2, 0);
+  check_oversized_delta(s.target, s.before, 0, 2, 0);
 }
 
 TEST_CASE(
     "limits: reject closes in a compressed session when a command shares the packet's frame") {
-  MariaDbServer server({.args = {kServerBig}});
-  Target target(server, {.listener = {{"max_allowed_packet", "2K"}, {"on_oversized", "reject"}}});
-  if (target.direct()) {
+  CompressedRejectSession s("2K");
+  if (s.target.direct()) {
     MESSAGE("direct mode: reject is sluice's");
     return;
   }
-  MysqlConn monitor(server.socket_options());
-  auto client = raw_login(target.port(), CLIENT_COMPRESS);
-  const Oversized before = oversized(target);
-  const long long server_before = server_bytes_from_others(monitor);
+  auto& client = s.client;
   // The refused packet and a COM_PING in one compressed frame: the frame
   // cannot be forwarded without part of the packet, so the PING is lost with
   // it and no reject can stand for both.
@@ -834,9 +840,9 @@ TEST_CASE(
   REQUIRE(parsed.has_value());
   CHECK(parsed->code == 1153);
   expect_closed(*client);
-  CHECK(wait_server_sessions(monitor, 0, 30s));
-  CHECK(server_bytes_from_others(monitor) == server_before);
-  check_oversized_delta(target, before, 1, 0, 0);
+  CHECK(wait_server_sessions(s.monitor, 0, 30s));
+  CHECK(server_bytes_from_others(s.monitor) == s.server_before);
+  check_oversized_delta(s.target, s.before, 1, 0, 0);
 }
 
 // ---------------------------------------------------------------------------
