@@ -203,6 +203,7 @@ class Session {
   [[gnu::hot]] void on_packet(Pipe& p, std::size_t start, std::size_t end, std::uint64_t length);
   [[gnu::hot]] void count_packet(Pipe& p, std::size_t wire_bytes, std::uint64_t length);
   bool may_stream(const Pipe& p, const FrameEvent& ev) const;
+  bool server_packets_refusable() const;
   void stream_partial(Pipe& p);
   void end_stream(Pipe& p, std::size_t end, std::uint64_t length);
   [[gnu::hot]] void on_client_packet(const std::uint8_t* payload, std::size_t avail,

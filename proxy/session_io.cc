@@ -409,7 +409,12 @@ void Session::scan(Pipe& p, std::size_t from) {
 // always held whole.)
 bool Session::may_stream(const Pipe& p, const FrameEvent& ev) const {
   return &p == &s2c_ && ev.frame_length >= kStreamChunk && phase_ == Phase::kCommand &&
-         cfg_->max_server_packet == 0 && worker_.budget().limit() >= kNoServerPacketReaches;
+         !server_packets_refusable();
+}
+
+// Whether max_server_packet or memory_limit may refuse a packet from a real server.
+bool Session::server_packets_refusable() const {
+  return cfg_->max_server_packet != 0 || worker_.budget().limit() < kNoServerPacketReaches;
 }
 
 // Everything held of the streaming packet goes out with the next flush.

@@ -610,8 +610,14 @@ void Session::scan_compressed(Pipe& p, std::size_t from) {
           }
           break;
         }
-        if (!client) comp_client_expects_ = static_cast<std::uint8_t>(p.last_seq + 1);
-        if (!client || p.cframer->inner_at_boundary()) {
+        // A server packet of several inner frames (16 MiB or more) that a
+        // limit may still refuse at a later one is held until it ends, so
+        // the ERR can take its place whole (the frame holding its start may
+        // also hold rows before it: they go or are dropped with it).
+        if (client ? p.cframer->inner_at_boundary()
+                   : p.cframer->inner().logical_so_far() < wire::kMaxFrame ||
+                         !server_packets_refusable()) {
+          if (!client) comp_client_expects_ = static_cast<std::uint8_t>(p.last_seq + 1);
           const std::size_t bytes = pos - p.buf.complete();
           p.bytes += bytes;
           stats_.bytes[idx(p.dir)].add(bytes);

@@ -138,5 +138,39 @@ TEST_CASE(
   CHECK(metric_value(m, "sluice_timeouts_total", {{"listener", "main"}, {"kind", "read"}}) == 0);
 }
 
+TEST_CASE(
+    "compression: a server packet of 16 MiB or more over max_server_packet reaches the client as "
+    "1153, none of it before") {
+  MariaDbServer server({.args = {"--max-allowed-packet=64M"}});
+  Target target(server, {.listener = {{"max_server_packet", "20M"}}});
+  if (target.direct()) return;  // the limit under test is sluice's
+  ConnectOptions options = target.options();
+  options.compress = true;
+  MysqlConn conn(options);
+  // Two inner frames under the limit pass whole.
+  const std::size_t legal = 18u << 20;
+  CHECK(conn.scalar("SELECT REPEAT('y', " + std::to_string(legal) + ")") ==
+        std::string(legal, 'y'));
+  // The second inner frame crosses it: the first, held, goes with it, and
+  // the ERR takes the packet's place (a client given part of it would report
+  // a malformed packet, 2027, instead). The result's metadata shares the
+  // held frame with the row's start, so the query itself may fail.
+  const std::string over = "SELECT REPEAT('y', " + std::to_string(30u << 20) + ")";
+  MYSQL_RES* result = nullptr;
+  if (mysql_real_query(conn.get(), over.data(), over.size()) == 0) {
+    result = mysql_store_result(conn.get());
+  }
+  CHECK(result == nullptr);
+  if (result != nullptr) mysql_free_result(result);
+  CHECK(mysql_errno(conn.get()) == 1153);
+  CHECK(std::string(mysql_sqlstate(conn.get())) == "08S01");
+  CHECK(std::string(mysql_error(conn.get())) ==
+        "Got a packet bigger than 'max_allowed_packet' bytes");
+  const std::string m = http_get(target.sluice()->metrics_port());
+  CHECK(metric_value(m, "sluice_oversized_packets_total",
+                     {{"direction", "server_to_client"}, {"action", "close"}}) == 1);
+  CHECK(metric_value(m, "sluice_buffered_bytes", {}) == 0);
+}
+
 }  // namespace
 }  // namespace sluice::test
