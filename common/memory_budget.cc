@@ -14,6 +14,11 @@ bool MemoryBudget::try_add(std::uint64_t n) {
 }
 
 bool MemoryBudget::reserve(std::uint64_t n, Ticket* ticket) {
+  if (n <= small_) {
+    if (!try_add(n)) return queue_small(ticket);
+    cancel(ticket);  // it fits now: it waits no more
+    return true;
+  }
   if (*ticket == 0 && !queued_.load(std::memory_order_relaxed) && try_add(n)) return true;
   std::lock_guard lock(mu_);
   if (*ticket == 0) {
@@ -30,6 +35,18 @@ bool MemoryBudget::reserve(std::uint64_t n, Ticket* ticket) {
   queued_.store(!queue_.empty(), std::memory_order_relaxed);
   *ticket = 0;
   return true;
+}
+
+// A small reservation that does not fit takes a place in the queue (counted
+// as a wait) only the first time; it goes as soon as it fits, wherever it is.
+bool MemoryBudget::queue_small(Ticket* ticket) {
+  if (*ticket != 0) return false;
+  std::lock_guard lock(mu_);
+  *ticket = next_ticket_++;
+  queue_.push_back(*ticket);
+  queued_.store(true, std::memory_order_relaxed);
+  waits_.fetch_add(1, std::memory_order_relaxed);
+  return false;
 }
 
 void MemoryBudget::cancel(Ticket* ticket) {

@@ -33,7 +33,13 @@ class MemoryBudget {
   // much (a packet of memory_limit - 1 payload bytes must still fit).
   static constexpr std::uint64_t kSlack = 64 << 10;
 
-  explicit MemoryBudget(std::uint64_t limit) : limit_(limit) {}
+  // Reservations of at most `small` bytes (a read block, a streaming chunk)
+  // go ahead of the queue when they fit: they keep sessions moving (a server
+  // whose row is read goes on to read the client packets that hold memory),
+  // and the large packet at the queue's head needs what those free, not the
+  // little a block holds.
+  explicit MemoryBudget(std::uint64_t limit, std::uint64_t small = 0)
+      : limit_(limit), small_(small) {}
 
   std::uint64_t limit() const { return limit_.load(std::memory_order_relaxed); }
   void set_limit(std::uint64_t limit) { limit_.store(limit, std::memory_order_relaxed); }
@@ -70,8 +76,10 @@ class MemoryBudget {
 
  private:
   bool try_add(std::uint64_t n);
+  bool queue_small(Ticket* ticket);
 
   std::atomic<std::uint64_t> limit_;
+  const std::uint64_t small_;
   std::atomic<std::uint64_t> used_{0};
   std::atomic<std::uint64_t> waits_{0};
   std::atomic<std::uint64_t> spare_{0};

@@ -15,6 +15,7 @@
 #include "proxy/log.h"
 #include "proxy/metrics.h"
 #include "proxy/runtime_config.h"
+#include "proxy/session.h"
 #include "proxy/worker.h"
 
 namespace sluice {
@@ -80,7 +81,9 @@ std::vector<std::string> restart_only_changes(const Config& old_c, const Config&
 class Server {
  public:
   Server(const ServerOptions& options, std::shared_ptr<const RuntimeConfig> config)
-      : options_(options), config_(std::move(config)), budget_(config_->config.memory_limit) {}
+      : options_(options),
+        config_(std::move(config)),
+        budget_(config_->config.memory_limit, Session::kStreamChunk) {}
 
   int run();
 

@@ -107,6 +107,10 @@ struct Pipe {
 
 class Session {
  public:
+  // A large server packet streams to the client once this much of it is
+  // held, and then through a buffer of this size.
+  static constexpr std::size_t kStreamChunk = 256 << 10;
+
   // Takes ownership of the accepted `client_fd`.
   Session(Worker& worker, std::size_t listener, int client_fd, std::string client_addr);
   ~Session();

@@ -16,10 +16,6 @@ namespace {
 
 constexpr std::size_t kCheapCompact = 64 << 10;
 
-// A server packet this large streams to the client once this much of it is
-// held, and then through a buffer of this size.
-constexpr std::size_t kStreamChunk = 256 << 10;
-
 // mysqld never sends a packet of max_allowed_packet (at most 1 GiB) or more,
 // so with a memory_limit of at least that no packet from a real server can
 // need the out_of_memory refusal, which only a packet not yet forwarded can get.
@@ -400,16 +396,20 @@ void Session::scan(Pipe& p, std::size_t from) {
 }
 
 // Server packets stream to the client when nothing can refuse them any more:
-// no max_server_packet, and a memory_limit no real server packet reaches.
-// Holding a 64 MiB row whole would cost its full transfer time before the
-// first byte leaves, and its size in memory; streamed, it costs a chunk. Only
-// large packets stream, and only once a chunk of one is here, so a server
-// that stalls early in a packet still lets sluice send the client an ERR.
-// (The upstream, by contract, never gets part of a packet: client packets are
-// always held whole.)
+// a packet of one frame, whose header gave its whole length to the limits
+// already, or any packet when there is no max_server_packet and a
+// memory_limit no real server packet reaches. Holding a 64 MiB row whole
+// would cost its full transfer time before the first byte leaves, and its
+// size in memory; streamed, it costs a chunk, and a row cannot wait for
+// memory that a client packet pipelined behind its query holds (the server
+// reads that packet only after sending the row). Only large packets stream,
+// and only once a chunk of one is here, so a server that stalls early in a
+// packet still lets sluice send the client an ERR. (The upstream, by
+// contract, never gets part of a packet: client packets are always held
+// whole.)
 bool Session::may_stream(const Pipe& p, const FrameEvent& ev) const {
   return &p == &s2c_ && ev.frame_length >= kStreamChunk && phase_ == Phase::kCommand &&
-         !server_packets_refusable();
+         (ev.frame_length < wire::kMaxFrame || !server_packets_refusable());
 }
 
 // Whether max_server_packet or memory_limit may refuse a packet from a real server.

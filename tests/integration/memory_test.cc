@@ -803,6 +803,75 @@ TEST_CASE(
   CHECK(next.rows()[0][0] == "still here");
 }
 
+// Sends `burst` on `client`'s socket from a thread while the test reads the
+// answers, as a pipelining client does (a server writes a result before it
+// reads the next command). A failed check ends it too: the destructor shuts
+// the socket for writing, then joins.
+class BurstSender {
+ public:
+  BurstSender(RawMysqlClient& client, std::string burst)
+      : fd_(client.fd()), burst_(std::move(burst)), thread_([this] { run(); }) {}
+  ~BurstSender() {
+    if (!thread_.joinable()) return;
+    ::shutdown(fd_, SHUT_WR);
+    thread_.join();
+  }
+  BurstSender(const BurstSender&) = delete;
+  BurstSender& operator=(const BurstSender&) = delete;
+  // Waits for the sender; true when the whole burst went out.
+  bool finish() {
+    thread_.join();
+    return sent_;
+  }
+
+ private:
+  void run() {
+    std::size_t done = 0;
+    while (done < burst_.size()) {
+      pollfd pfd{fd_, POLLOUT, 0};
+      if (::poll(&pfd, 1, 60'000) <= 0) return;
+      const ssize_t n =
+          ::send(fd_, burst_.data() + done, burst_.size() - done, MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (n < 0 && errno != EAGAIN) return;
+      if (n > 0) done += static_cast<std::size_t>(n);
+    }
+    sent_ = true;
+  }
+
+  int fd_;
+  std::string burst_;
+  std::atomic<bool> sent_{false};
+  std::thread thread_;
+};
+
+// A query returning a row of `row` bytes and 7, then a query of `text`'s
+// length, as one pipelined burst.
+std::string row_then_packet(std::size_t row, const std::string& text) {
+  return frames(0, "\x03SELECT REPEAT('y', " + std::to_string(row) + "), 7") +
+         frames(0, "\x03SELECT LENGTH('" + text + "')");
+}
+
+// Reads the two answers to row_then_packet (REQUIREs them).
+void read_row_then_length(RawMysqlClient& client, std::size_t row, const std::string& text) {
+  const QueryResult first = client.read_query_result(60s);
+  REQUIRE_MESSAGE(first.ok(), first.failure);
+  REQUIRE(first.rows()[0][0].has_value());
+  CHECK(first.rows()[0][0]->size() == row);
+  CHECK(first.rows()[0][1] == "7");
+  const QueryResult length = client.read_query_result(60s);
+  REQUIRE_MESSAGE(length.ok(), length.failure);
+  CHECK(length.rows()[0][0] == std::to_string(text.size()));
+}
+
+// Nothing timed out or was refused, and no packet bytes stay held.
+void check_no_stall(Target& target) {
+  if (target.direct()) return;
+  const std::string metrics = http_get(target.sluice()->metrics_port());
+  CHECK(metric_sum(metrics, "sluice_timeouts_total") == 0);
+  CHECK(metric_sum(metrics, "sluice_memory_limit_refusals_total") == 0);
+  CHECK(wait_buffered_zero(target.sluice()->metrics_port(), 10s));
+}
+
 // A client that pipelines a large packet behind a query whose large row the
 // server is still sending: the server reads the packet only once the row has
 // been read, so the packet must not keep the memory turn the row needs.
@@ -813,50 +882,39 @@ TEST_CASE("memory: a large packet pipelined behind a large row completes under a
   auto client = raw_login(target.port());
   constexpr std::size_t kRow = 0xFFFFFF + 67;  // two frames each way
   const std::string text(0xFFFFFF, 'e');
-  const std::string burst = frames(0, "\x03SELECT REPEAT('y', " + std::to_string(kRow) + "), 7") +
-                            frames(0, "\x03SELECT LENGTH('" + text + "')");
-  // Sent while the answers are read, as a pipelining client does (the
-  // server writes the row before it reads the second query).
-  std::atomic<bool> sent{false};
-  std::thread sender([&] {
-    std::size_t done = 0;
-    while (done < burst.size()) {
-      pollfd pfd{client->fd(), POLLOUT, 0};
-      if (::poll(&pfd, 1, 60'000) <= 0) return;
-      const ssize_t n = ::send(client->fd(), burst.data() + done, burst.size() - done,
-                               MSG_NOSIGNAL | MSG_DONTWAIT);
-      if (n < 0 && errno != EAGAIN) return;
-      if (n > 0) done += static_cast<std::size_t>(n);
-    }
-    sent = true;
-  });
-  // A failed check below ends the sender too: its socket is shut for writing.
-  struct JoinSender {
-    std::thread& thread;
-    int fd;
-    ~JoinSender() {
-      if (!thread.joinable()) return;
-      ::shutdown(fd, SHUT_WR);
-      thread.join();
-    }
-  } join_sender{sender, client->fd()};
-  const QueryResult row = client->read_query_result(60s);
-  REQUIRE_MESSAGE(row.ok(), row.failure);
-  REQUIRE(row.rows()[0][0].has_value());
-  CHECK(row.rows()[0][0]->size() == kRow);
-  CHECK(row.rows()[0][1] == "7");
-  const QueryResult length = client->read_query_result(60s);
-  REQUIRE_MESSAGE(length.ok(), length.failure);
-  CHECK(length.rows()[0][0] == std::to_string(text.size()));
-  sender.join();
-  CHECK(sent);
+  BurstSender sender(*client, row_then_packet(kRow, text));
+  read_row_then_length(*client, kRow, text);
+  CHECK(sender.finish());
   CHECK(client->query("SELECT 'after'").ok());
-  if (target.direct()) return;
-  // Nothing timed out or was refused, and no packet bytes stay held.
-  const std::string metrics = http_get(target.sluice()->metrics_port());
-  CHECK(metric_sum(metrics, "sluice_timeouts_total") == 0);
-  CHECK(metric_sum(metrics, "sluice_memory_limit_refusals_total") == 0);
-  CHECK(wait_buffered_zero(target.sluice()->metrics_port(), 10s));
+  check_no_stall(target);
+}
+
+// The same across sessions: their client packets together hold most of the
+// budget, and each server reads its packet only after its row has gone. A
+// row of one frame streams through a chunk, and a chunk (like a read block)
+// does not queue behind a large packet waiting for memory.
+TEST_CASE(
+    "memory: three sessions pipelining a 15 MiB packet behind a 12 MiB row under a 40M limit all "
+    "complete") {
+  MariaDbServer server({.args = {"--max-allowed-packet=64M"}});
+  // A stall would end in net_write_timeout's 1161.
+  Target target(server, {.listener = {{"max_allowed_packet", "64M"}, {"net_write_timeout", "30s"}},
+                         .top = {{"memory_limit", "40M"}, {"workers", "2"}}});
+  constexpr std::size_t kRow = 12 * kMiB;
+  const std::string text(15 * kMiB, 'e');
+  std::vector<std::unique_ptr<RawMysqlClient>> clients;
+  for (int i = 0; i < 3; ++i) clients.push_back(raw_login(target.port()));
+  const auto start = Clock::now();
+  std::vector<std::unique_ptr<BurstSender>> senders;
+  for (auto& client : clients) {
+    senders.push_back(std::make_unique<BurstSender>(*client, row_then_packet(kRow, text)));
+  }
+  for (auto& client : clients) read_row_then_length(*client, kRow, text);
+  const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  MESSAGE("three bursts answered in ", seconds, " s");
+  CHECK(seconds < 20);
+  for (auto& sender : senders) CHECK(sender->finish());
+  check_no_stall(target);
 }
 
 TEST_CASE("memory: a server row larger than memory_limit gets 1041 with the row's own seq") {

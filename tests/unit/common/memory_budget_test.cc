@@ -28,6 +28,39 @@ TEST_CASE("memory budget: reserves up to the limit (plus slack), then queues in 
   CHECK(b.used() == 60);
 }
 
+TEST_CASE("memory budget: a small reservation that fits goes ahead of a queued large one") {
+  MemoryBudget b(100 - kS, 10);
+  MemoryBudget::Ticket none = 0;
+  CHECK(b.reserve(60, &none));
+  MemoryBudget::Ticket large = 0;
+  CHECK_FALSE(b.reserve(50, &large));
+  MemoryBudget::Ticket small = 0;
+  CHECK(b.reserve(10, &small));  // a block: it fits, and need not wait for `large`
+  CHECK(small == 0);
+  CHECK_FALSE(b.reserve(11, &small));  // above the small size: behind `large`
+  CHECK(b.waits() == 2);
+  b.release(70);
+  CHECK_FALSE(b.reserve(11, &small));
+  CHECK(b.reserve(50, &large));
+  CHECK(b.reserve(11, &small));
+  // A small one that does not fit waits (once counted), and goes as soon as
+  // it fits, ahead of whoever queued before it.
+  CHECK(b.reserve(30, &none));  // 91 held
+  MemoryBudget::Ticket large2 = 0;
+  CHECK_FALSE(b.reserve(60, &large2));
+  MemoryBudget::Ticket small2 = 0;
+  CHECK_FALSE(b.reserve(10, &small2));
+  CHECK(small2 != 0);
+  CHECK_FALSE(b.reserve(10, &small2));
+  CHECK(b.waits() == 4);
+  b.release(11);
+  CHECK(b.reserve(10, &small2));
+  CHECK(small2 == 0);
+  CHECK_FALSE(b.reserve(60, &large2));
+  b.release(90);
+  CHECK(b.reserve(60, &large2));  // the queue is just `large2` again
+}
+
 TEST_CASE("memory budget: a cancelled waiter leaves the queue") {
   MemoryBudget b(10 - kS);
   MemoryBudget::Ticket t0 = 0;
