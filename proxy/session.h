@@ -92,6 +92,7 @@ struct Pipe {
   // Compressed, discarding: the packet's length once it has ended (its
   // frame must end with it for the reject to stand); 0 before.
   std::uint64_t discarded_length = 0;
+  std::uint64_t crossing_length = 0;  // discarding: the logical length that crossed the limit
   std::uint8_t last_seq = 0;          // seq of the latest frame header
   std::uint8_t inner_seq = 0;         // compressed sessions: seq of the latest inner header
   std::uint8_t packet_first_seq = 0;  // seq of the current packet's first frame

@@ -219,6 +219,7 @@ bool Session::oversized(Pipe& p, const FrameEvent& ev, std::uint64_t limit) {
     // on_discarded_byte).
     p.discarding = true;
     p.crossing_seq = ev.seq;
+    p.crossing_length = ev.logical_length;
     idle_deadline_ = 0;  // a command is arriving, if only to be thrown away
     // A compressed packet's command byte is known at its end (discard_inner).
     if (compressed_) return true;
@@ -297,15 +298,16 @@ void Session::finish_refusal() {
 
 void Session::on_discarded_byte(Pipe& p, std::uint8_t first) {
   p.first_payload_seen = true;
-  // Still in the crossing frame: the length so far is the one that crossed.
-  const std::uint64_t size = p.framer.logical_so_far();
+  // The length that crossed (a whole packet read at once leaves the framer
+  // between packets, at 0).
+  const std::uint64_t size = p.crossing_length;
   if (first != kComStmtSendLongData) {
     return log_oversized(p, size, cfg_->max_allowed_packet, OversizeAction::kReject);
   }
   // Long data has no response: an ERR would answer the next command instead.
   log_oversized(p, size, cfg_->max_allowed_packet, OversizeAction::kClose);
   stats_.oversized[idx(p.dir)][idx(OversizeAction::kClose)].add();
-  const ErrContext ctx{p.framer.logical_so_far(), cfg_->max_allowed_packet, Millis{0}, cfg_->name};
+  const ErrContext ctx{size, cfg_->max_allowed_packet, Millis{0}, cfg_->name};
   send_error_and_close(CloseReason::kPacketTooLarge, ErrorKind::kPacketTooLarge,
                        static_cast<std::uint8_t>(p.crossing_seq + 1), ctx);
 }

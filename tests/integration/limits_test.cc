@@ -494,6 +494,21 @@ TEST_CASE(
   CHECK(log.find("action=reject") != std::string::npos);
 }
 
+TEST_CASE("limits: reject logs the refused packet's size, also when it arrives whole at once") {
+  MariaDbServer server({.args = {kServerBig}});
+  Target target(server, {.listener = {{"max_allowed_packet", "2K"}, {"on_oversized", "reject"}}});
+  if (target.direct()) {
+    MESSAGE("direct mode: reject is sluice's");
+    return;
+  }
+  auto client = raw_login(target.port());
+  REQUIRE(client->send_packet(0, sized_query(3000)));
+  expect_err(*client, 1153, "08S01", kPacketTooLargeMessage, 1);
+  REQUIRE(client->query("SELECT 1").ok());
+  const std::string log = target.sluice()->stderr_text();
+  CHECK_MESSAGE(log.find("size=3000 limit=2048 action=reject") != std::string::npos, log);
+}
+
 TEST_CASE("limits: reject falls back to close for an oversized HandshakeResponse") {
   MariaDbServer server({.args = {kServerBig}});
   Target target(server, {.listener = {{"max_allowed_packet", "1K"}, {"on_oversized", "reject"}}});
