@@ -204,10 +204,14 @@ void Session::on_timer() {
     linger_deadline_ = after(phase_ == Phase::kLinger ? linger_wait() : cfg_->net_read_timeout);
   }
   if (expired(connect_deadline_)) {
-    stats_.timeouts[idx(TimeoutKind::kConnect)].add();
     connect_deadline_ = 0;
-    connect_failed("connect timeout");
-    if (closed()) return;
+    // A greeting that has begun to arrive is the read timeouts' to watch.
+    if (phase_ == Phase::kConnecting || s2c_.buf.received() == 0) {
+      stats_.timeouts[idx(TimeoutKind::kConnect)].add();
+      connect_failed(phase_ == Phase::kConnecting ? "connect timeout"
+                                                  : "no greeting within connect_timeout");
+      if (closed()) return;
+    }
   }
   if (expired(handshake_deadline_) && (phase_ < Phase::kCommand || phase_ == Phase::kOpaque)) {
     stats_.timeouts[idx(TimeoutKind::kHandshake)].add();

@@ -439,6 +439,7 @@ void Session::on_server_packet(const std::uint8_t* payload, std::size_t avail,
   switch (phase_) {
     case Phase::kAwaitGreeting: {
       greeting_seen_ = true;
+      connect_deadline_ = 0;  // the attempt succeeded (see on_connected)
       if (avail > 0 && payload[0] == wire::kErrHeader) {
         phase_ = Phase::kAuth;  // refused by the server; it closes next
         return;

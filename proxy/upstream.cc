@@ -62,7 +62,17 @@ void Session::on_connect_ready() {
 }
 
 void Session::on_connected() {
-  connect_deadline_ = 0;
+  // While another upstream is left to try, the attempt ends when the
+  // server greets: one that accepts and stays silent (hung, or a dead
+  // backend behind a load balancer) is a failed attempt at connect_timeout,
+  // as one that accepts and hangs up is. The last one left may take until
+  // handshake_timeout, as a slow server (a reverse DNS lookup before its
+  // greeting) would on a direct connection.
+  if (attempts_ >= worker_.upstream_count(listener_)) {
+    connect_deadline_ = 0;
+  } else if (connect_deadline_ == 0) {
+    connect_deadline_ = after(cfg_->connect_timeout);
+  }
   const double seconds = static_cast<double>(uv_hrtime() - connect_started_ns_) / 1e9;
   stats_.upstream_connect.observe(kConnectBuckets, seconds);
   phase_ = Phase::kAwaitGreeting;

@@ -213,6 +213,33 @@ TEST_CASE(
 }
 
 TEST_CASE(
+    "upstream: an upstream that accepts and never greets is a failed attempt at connect_timeout "
+    "while another is left to try") {
+  if (direct_mode()) return;
+  MariaDbServer server;
+  FakeUpstream silent(FakeUpstream::Mode::kBlackHole);
+  SluiceProcess sluice(one_worker({silent.port(), server.port()},
+                                  {{"connect_timeout", "1s"}, {"handshake_timeout", "10s"}}));
+  // The first session meets the silent one first, and fails over after 1 s
+  // (not at handshake_timeout); the second starts at the real one.
+  const auto first = working_session(sluice.port());
+  CHECK(first >= 900ms);
+  CHECK(first < 5s);
+  CHECK(working_session(sluice.port()) < 1s);
+  CHECK(silent.accepted() == 1);
+  CHECK(wait_until([&] { return silent.open_now() == 0; }, 5s));
+  const std::string text = http_get(sluice.metrics_port());
+  CHECK(metric_value(text, "sluice_upstream_connect_errors_total", upstream_label(silent.port())) ==
+        1);
+  CHECK(metric_value(text, "sluice_timeouts_total", main_and("kind", "connect")) == 1);
+  CHECK(metric_value(text, "sluice_timeouts_total", main_and("kind", "handshake")) == 0);
+  CHECK(metric_value(text, "sluice_connections_rejected_total",
+                     main_and("reason", "upstream_unavailable")) == 0);
+  // The last upstream left gets the whole handshake_timeout, as a direct
+  // connection to a slow server would: see the black-hole test in timeouts.
+}
+
+TEST_CASE(
     "upstream: max_connections 2 refuses the third client with 1040 08004 seq 0 and keeps "
     "the two sessions") {
   if (direct_mode()) return;
