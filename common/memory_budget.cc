@@ -16,7 +16,7 @@ bool MemoryBudget::try_add(std::uint64_t n) {
 bool MemoryBudget::reserve(std::uint64_t n, Ticket* ticket) {
   if (n <= small_) {
     if (!try_add(n)) return queue_small(ticket);
-    cancel(ticket);  // it fits now: it waits no more
+    if (*ticket != 0) cancel(ticket);  // it fits now: it waits no more
     return true;
   }
   if (*ticket == 0 && !queued_.load(std::memory_order_relaxed) && try_add(n)) return true;
