@@ -274,9 +274,12 @@ class Session {
   std::uint8_t pipelined_next_ = 0;
   bool auth_waiting_client_ = false;  // the server asked the client for more auth data
   bool server_resyncs_ = false;       // a client frame was out of order: the reply's seq is free
-  bool client_started_ = false;       // the client's first bytes were examined
-  bool pre_greeting_done_ = false;    // a PROXY header was read; the client must now wait
-  bool close_when_flushed_ = false;   // drain: close once the last response is written
+  // A pipelined frame was out of order: server_resyncs_ once this many
+  // responses before its command have completed.
+  std::size_t resync_after_ = 0;
+  bool client_started_ = false;      // the client's first bytes were examined
+  bool pre_greeting_done_ = false;   // a PROXY header was read; the client must now wait
+  bool close_when_flushed_ = false;  // drain: close once the last response is written
   bool tracker_lost_counted_ = false;
   bool compressed_ = false;  // compressed framing is on
   bool draining_ = false;

@@ -153,7 +153,16 @@ bool Session::pipelined(const FrameEvent& ev) {
 // enough to inline. Returns false when the session closes.
 bool Session::out_of_order(Pipe& p, const FrameEvent& ev, std::uint8_t expected) {
   stats_.sequence_errors.add();
-  if (&p == &c2s_) server_resyncs_ = true;
+  // mysqld answers the bad frame with an ERR at an id of its own: exempt
+  // that answer, which for a pipelined frame comes after the responses to
+  // the commands before it.
+  if (&p == &c2s_) {
+    if (client_pipelining_) {
+      resync_after_ = tracker_.outstanding();
+    } else {
+      server_resyncs_ = true;
+    }
+  }
   if (cfg_->sequence_check != SequenceCheck::kEnforce) return true;
   log_event(LogLevel::kWarn, "sequence_error", field("listener", cfg_->name),
             field("client", client_addr_), number("expected", std::uint64_t{expected}),
@@ -487,6 +496,7 @@ void Session::on_server_packet(const std::uint8_t* payload, std::size_t avail,
   // command's last frame.
   if (step == ResponseTracker::Step::kComplete && !tracker_.idle()) [[unlikely]] {
     next_seq_ = client_expects_ = tracker_.reply_seq();
+    if (resync_after_ != 0 && --resync_after_ == 0) server_resyncs_ = true;
   }
 }
 

@@ -1099,12 +1099,12 @@ TEST_CASE("metrics: sequence_check enforce refuses an out-of-order command with 
   CHECK(out.log.find("reason=out_of_order") != std::string::npos);
 }
 
-// sluice with sequence_check enforce in front of `server`, its metrics at the
+// sluice with sequence_check `mode` in front of `server`, its metrics at the
 // start, and a client logged in through it.
-struct EnforcingSession {
-  explicit EnforcingSession(const MariaDbServer& server)
+struct CheckingSession {
+  explicit CheckingSession(const MariaDbServer& server, const std::string& mode = "enforce")
       : sluice({.upstream_ports = {server.port()},
-                .listener = {{"sequence_check", "enforce"}},
+                .listener = {{"sequence_check", mode}},
                 .extra_yaml = kOutOfOrderErrors}),
         before(scrape(sluice)) {
     REQUIRE_MESSAGE(client.connect(sluice.port()), client.last_error());
@@ -1122,7 +1122,7 @@ TEST_CASE(
     "metrics: sequence_check enforce lets pipelined commands through, each reply numbered "
     "from its own command") {
   MariaDbServer server({.args = {"--max-allowed-packet=64M"}});
-  EnforcingSession session(server);
+  CheckingSession session(server);
   SluiceProcess& sluice = session.sluice;
   RawMysqlClient& client = session.client;
   const std::string before = session.before;
@@ -1171,7 +1171,7 @@ TEST_CASE(
     "metrics: sequence_check enforce answers the commands before a pipelined out-of-order "
     "one, then refuses it with 1156") {
   MariaDbServer server;
-  EnforcingSession session(server);
+  CheckingSession session(server);
   SluiceProcess& sluice = session.sluice;
   RawMysqlClient& client = session.client;
   const std::string before = session.before;
@@ -1191,6 +1191,32 @@ TEST_CASE(
   const std::string after = scrape_when_idle(sluice);
   CHECK(delta(before, after, "sluice_sequence_errors_total", lis()) == 1);
   CHECK(delta(before, after, "sluice_commands_total", lis({{"command", "COM_PING"}})) == 0);
+}
+
+// In count mode the frame goes on to mysqld, which also reads it only after
+// answering the commands before it, then answers ERR 1156 at an id of its
+// own: one event, counted once.
+TEST_CASE(
+    "metrics: sequence_check count counts a pipelined out-of-order frame once, mysqld's answer "
+    "to it included") {
+  MariaDbServer server;
+  CheckingSession session(server, "count");
+  RawMysqlClient& client = session.client;
+  REQUIRE(client.send_raw(frames(0, "\x03SELECT SLEEP(0.2), 'first'") + frames(5, "\x0e")));
+  const QueryResult first = client.read_query_result(30s);
+  REQUIRE_MESSAGE(first.ok(), first.failure);
+  CHECK(first.rows()[0][1] == "first");
+  const ReadResult refused = client.read_packet(30s);
+  REQUIRE(refused.ok());
+  const auto err = parse_err(refused.packet);
+  REQUIRE(err.has_value());
+  CHECK(err->code == 1156);
+  CHECK(err->message.find("sluice:") == std::string::npos);  // mysqld's verdict
+  CHECK(client.wait_closed(10s) != ReadStatus::kTimeout);
+  client.close();
+  const std::string after = scrape_when_idle(session.sluice);
+  CHECK(delta(session.before, after, "sluice_sequence_errors_total", lis()) == 1);
+  CHECK(delta(session.before, after, "sluice_commands_total", lis({{"command", "COM_PING"}})) == 1);
 }
 
 TEST_CASE("metrics: a command whose sequence id continues the login exchange is out of order") {
