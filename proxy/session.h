@@ -277,9 +277,10 @@ class Session {
   // A pipelined frame was out of order: server_resyncs_ once this many
   // responses before its command have completed.
   std::size_t resync_after_ = 0;
-  bool client_started_ = false;      // the client's first bytes were examined
-  bool pre_greeting_done_ = false;   // a PROXY header was read; the client must now wait
-  bool close_when_flushed_ = false;  // drain: close once the last response is written
+  bool client_started_ = false;         // the client's first bytes were examined
+  bool pre_greeting_done_ = false;      // a PROXY header was read; the client must now wait
+  std::uint32_t proxy_header_len_ = 0;  // its length: it starts the client's first block
+  bool close_when_flushed_ = false;     // drain: close once the last response is written
   bool tracker_lost_counted_ = false;
   bool compressed_ = false;  // compressed framing is on
   bool draining_ = false;

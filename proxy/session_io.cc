@@ -525,7 +525,9 @@ void Session::after_drain(Pipe& p) {
     server_shut_ = true;
     ::shutdown(server_fd_, SHUT_WR);
   }
-  if (p.buf.empty() && p.buf.allocated() && !p.streaming) {
+  // (Before the greeting, the PROXY header just sent stays in its block: a
+  // failover sends it again; see connect_failed.)
+  if (p.buf.empty() && p.buf.allocated() && !p.streaming && phase_ != Phase::kAwaitGreeting) {
     // Idle sessions hold no buffer: the block goes back to the pool (or, after
     // a large packet, is freed), and its reservation with it.
     if (!p.buf.give_back(worker_.pool())) {

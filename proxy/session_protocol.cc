@@ -77,6 +77,7 @@ bool Session::scan_client_start(Pipe& p) {
     return true;
   }
   if (h.kind == K::kComplete) {
+    proxy_header_len_ = static_cast<std::uint32_t>(start + h.length);
     p.buf.set_complete(start + h.length);
     p.bytes += h.length;
     stats_.bytes[idx(p.dir)].add(h.length);

@@ -88,6 +88,13 @@ void Session::connect_failed(const std::string& why) {
             field("upstream", upstream_addr_), field("error", why));
   connect_deadline_ = 0;
   close_server_side();
+  // A PROXY header that went to this upstream goes to the next one too: its
+  // bytes are still at the front of the client's block (see after_drain),
+  // which nothing has been read into since.
+  if (proxy_header_len_ != 0 && c2s_.buf.allocated() && c2s_.buf.empty()) {
+    c2s_.buf.on_received(proxy_header_len_);
+    c2s_.buf.set_complete(proxy_header_len_);
+  }
   s2c_.eof = false;  // the next upstream starts a fresh server stream
   server_shut_ = false;
   connect_next_upstream();

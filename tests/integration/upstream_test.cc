@@ -240,6 +240,28 @@ TEST_CASE(
 }
 
 TEST_CASE(
+    "upstream: a client's PROXY header reaches the upstream a failover lands on, after one that "
+    "hung up") {
+  if (direct_mode()) return;
+  MariaDbServer server({.args = {"--proxy-protocol-networks=*", "--skip-name-resolve"},
+                        .bootstrap_sql = "CREATE USER 'p'@'%'; GRANT ALL ON *.* TO 'p'@'%';"});
+  FakeUpstream hangs_up(FakeUpstream::Mode::kAcceptClose);
+  SluiceProcess sluice(one_worker({hangs_up.port(), server.port()}));
+  RawMysqlClient client;
+  REQUIRE_MESSAGE(client.connect(sluice.port()), client.last_error());
+  // The header goes to the first upstream as soon as it accepts; that one
+  // hangs up before greeting, and the next must get the header too.
+  REQUIRE(client.send_raw("PROXY TCP4 10.9.8.7 127.0.0.1 40000 3306\r\n"));
+  const HandshakeResult login = client.handshake("p");
+  REQUIRE_MESSAGE(login.logged_in, login.failure);
+  CHECK(hangs_up.accepted() == 1);
+  const QueryResult r =
+      client.query("SELECT host FROM information_schema.processlist WHERE id = CONNECTION_ID()");
+  REQUIRE_MESSAGE(r.ok(), r.failure);
+  CHECK(r.rows()[0][0] == "10.9.8.7:40000");
+}
+
+TEST_CASE(
     "upstream: max_connections 2 refuses the third client with 1040 08004 seq 0 and keeps "
     "the two sessions") {
   if (direct_mode()) return;
