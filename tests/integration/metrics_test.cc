@@ -1167,14 +1167,11 @@ TEST_CASE(
 
 // mysqld reads a pipelined out-of-order frame only after answering the
 // commands before it: so does the client get them first from sluice.
-TEST_CASE(
-    "metrics: sequence_check enforce answers the commands before a pipelined out-of-order "
-    "one, then refuses it with 1156") {
-  MariaDbServer server;
-  CheckingSession session(server);
-  SluiceProcess& sluice = session.sluice;
+// A query, then a COM_PING at seq 5 pipelined behind it: the query's answer
+// must come first, then the 1156 for the PING (returned), then the close;
+// *after gets the metrics once the session is gone.
+ServerError answer_then_refuse_pipelined(CheckingSession& session, std::string* after) {
   RawMysqlClient& client = session.client;
-  const std::string before = session.before;
   REQUIRE(client.send_raw(frames(0, "\x03SELECT SLEEP(0.2), 'first'") + frames(5, "\x0e")));
   const QueryResult first = client.read_query_result(30s);
   REQUIRE_MESSAGE(first.ok(), first.failure);
@@ -1184,13 +1181,23 @@ TEST_CASE(
   const auto err = parse_err(refused.packet);
   REQUIRE(err.has_value());
   CHECK(err->code == 1156);
-  CHECK(err->message == "sluice: packets out of order");
-  CHECK(int{refused.packet.seq} == 6);
   CHECK(client.wait_closed(10s) != ReadStatus::kTimeout);
   client.close();
-  const std::string after = scrape_when_idle(sluice);
-  CHECK(delta(before, after, "sluice_sequence_errors_total", lis()) == 1);
-  CHECK(delta(before, after, "sluice_commands_total", lis({{"command", "COM_PING"}})) == 0);
+  *after = scrape_when_idle(session.sluice);
+  return *err;
+}
+
+TEST_CASE(
+    "metrics: sequence_check enforce answers the commands before a pipelined out-of-order "
+    "one, then refuses it with 1156") {
+  MariaDbServer server;
+  CheckingSession session(server);
+  std::string after;
+  const ServerError err = answer_then_refuse_pipelined(session, &after);
+  CHECK(err.message == "sluice: packets out of order");
+  CHECK(int{err.seq} == 6);
+  CHECK(delta(session.before, after, "sluice_sequence_errors_total", lis()) == 1);
+  CHECK(delta(session.before, after, "sluice_commands_total", lis({{"command", "COM_PING"}})) == 0);
 }
 
 // In count mode the frame goes on to mysqld, which also reads it only after
@@ -1201,20 +1208,9 @@ TEST_CASE(
     "to it included") {
   MariaDbServer server;
   CheckingSession session(server, "count");
-  RawMysqlClient& client = session.client;
-  REQUIRE(client.send_raw(frames(0, "\x03SELECT SLEEP(0.2), 'first'") + frames(5, "\x0e")));
-  const QueryResult first = client.read_query_result(30s);
-  REQUIRE_MESSAGE(first.ok(), first.failure);
-  CHECK(first.rows()[0][1] == "first");
-  const ReadResult refused = client.read_packet(30s);
-  REQUIRE(refused.ok());
-  const auto err = parse_err(refused.packet);
-  REQUIRE(err.has_value());
-  CHECK(err->code == 1156);
-  CHECK(err->message.find("sluice:") == std::string::npos);  // mysqld's verdict
-  CHECK(client.wait_closed(10s) != ReadStatus::kTimeout);
-  client.close();
-  const std::string after = scrape_when_idle(session.sluice);
+  std::string after;
+  const ServerError err = answer_then_refuse_pipelined(session, &after);
+  CHECK(err.message.find("sluice:") == std::string::npos);  // mysqld's verdict
   CHECK(delta(session.before, after, "sluice_sequence_errors_total", lis()) == 1);
   CHECK(delta(session.before, after, "sluice_commands_total", lis({{"command", "COM_PING"}})) == 1);
 }
