@@ -304,9 +304,19 @@ void Session::count_io(SysOp op, const IoResult& r) {
 }
 
 void Session::apply_config(const RuntimeConfig& rc) {
+  const std::uint64_t old_wait = static_cast<std::uint64_t>(cfg_->wait_timeout.count());
   cfg_ = &rc.config.listeners[listener_];
   errors_ = &rc.config.errors;
   io_.set_retry_budget(cfg_->net_retry_count);
+  // A session idle now has no next packet to take a new wait_timeout from:
+  // its idleness counts from its last exchange under the new value at once
+  // (a DBA lowering it from 8h expects the idle sessions to go).
+  const std::uint64_t new_wait = static_cast<std::uint64_t>(cfg_->wait_timeout.count());
+  if (idle_deadline_ != 0 && new_wait != old_wait) {
+    const std::uint64_t idle_since = idle_deadline_ - old_wait;
+    idle_deadline_ = std::max<std::uint64_t>(idle_since + new_wait, 1);
+    arm_timer();
+  }
 }
 
 void Session::begin_drain() {

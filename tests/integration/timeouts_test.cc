@@ -10,6 +10,8 @@
 #include <doctest/doctest.h>
 #include <sys/socket.h>
 
+#include <csignal>
+
 #include <atomic>
 #include <functional>
 #include <string>
@@ -25,6 +27,7 @@
 #include "tests/support/raw_mysql.h"
 #include "tests/support/sluice_process.h"
 #include "tests/support/target.h"
+#include "tests/support/temp_dir.h"
 #include "tests/support/tls_certs.h"
 
 namespace sluice::test {
@@ -268,6 +271,38 @@ TEST_CASE("timeouts: an idle client gets 4031 HY000 seq 0 at wait_timeout, then 
   CHECK(scrape(sluice.metrics_port(), "sluice_timeouts_total", main_and("kind", "idle")) == 1);
   CHECK(wait_until(
       [&] { return scrape(sluice.metrics_port(), "sluice_connections_active", kMain) == 0; }, 5s));
+}
+
+TEST_CASE(
+    "timeouts: a wait_timeout lowered by SIGHUP cuts a session already idle, counted from its "
+    "last exchange") {
+  if (direct_mode()) return;
+  MariaDbServer server;
+  Target target(server, {.listener = {{"wait_timeout", "8h"}}});
+  SluiceProcess& sluice = *target.sluice();
+  RawMysqlClient client;
+  login(client, target.port());
+  REQUIRE(client.query("SELECT 1").ok());
+  const auto idle_from = Clock::now();
+  std::string yaml = sluice.config_text();
+  const auto at = yaml.find("wait_timeout: 8h");
+  REQUIRE(at != std::string::npos);
+  yaml.replace(at, 16, "wait_timeout: 3s");
+  write_file(sluice.config_path(), yaml);
+  const Labels ok = {{"result", "ok"}};
+  const double reloads = scrape(sluice.metrics_port(), "sluice_config_reloads_total", ok);
+  sluice.send_signal(SIGHUP);
+  REQUIRE(wait_until(
+      [&] {
+        return scrape(sluice.metrics_port(), "sluice_config_reloads_total", ok) == reloads + 1;
+      },
+      2s));
+  // No packet since: the new 3 s run from the last exchange, not from the
+  // reload, and not from the session's next packet.
+  const ReadResult read = client.read_packet(10s);
+  check_err(read, 4031, "HY000", 0);
+  check_timing(Clock::now() - idle_from, 3s, "ERR 4031");
+  CHECK(scrape(sluice.metrics_port(), "sluice_timeouts_total", main_and("kind", "idle")) == 1);
 }
 
 TEST_CASE(
