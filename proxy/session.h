@@ -79,20 +79,16 @@ struct Pipe {
   MemoryBudget::Ticket ticket = 0;   // place in the memory queue while waiting
   std::uint64_t reserved = 0;        // bytes of buf reserved in the MemoryBudget
   Direction dir;
-  bool eof = false;                 // the source closed
-  bool discarding = false;          // an oversized packet is being thrown away
-  bool holds_large_turn = false;    // this pipe holds one of the budget's multi-frame turns
-  bool turn_wait = false;           // waiting for that turn
-  bool blocked = false;             // no room to read until the destination drains
-  bool first_payload_seen = false;  // discarding: its command byte was examined
-  bool stream_eligible = false;     // a large server packet that may stream (see Session::scan)
-  bool streaming = false;           // its first bytes went out: the rest follows as it arrives
-  bool write_deferred = false;      // owes a write made at the end of this wakeup
-  std::uint8_t crossing_seq = 0;    // seq of the frame that crossed a limit
-  // Compressed, discarding: the packet's length once it has ended (its
-  // frame must end with it for the reject to stand); 0 before.
-  std::uint64_t discarded_length = 0;
-  std::uint64_t crossing_length = 0;  // discarding: the logical length that crossed the limit
+  bool eof = false;                   // the source closed
+  bool discarding = false;            // an oversized packet is being thrown away
+  bool holds_large_turn = false;      // this pipe holds one of the budget's multi-frame turns
+  bool turn_wait = false;             // waiting for that turn
+  bool blocked = false;               // no room to read until the destination drains
+  bool first_payload_seen = false;    // discarding: its command byte was examined
+  bool stream_eligible = false;       // a large server packet that may stream (see Session::scan)
+  bool streaming = false;             // its first bytes went out: the rest follows as it arrives
+  bool write_deferred = false;        // owes a write made at the end of this wakeup
+  std::uint8_t crossing_seq = 0;      // seq of the frame that crossed a limit
   std::uint8_t last_seq = 0;          // seq of the latest frame header
   std::uint8_t inner_seq = 0;         // compressed sessions: seq of the latest inner header
   std::uint8_t packet_first_seq = 0;  // seq of the current packet's first frame
@@ -104,6 +100,11 @@ struct Pipe {
   std::unique_ptr<CompressedFramer> cframer;
   std::uint64_t packets = 0;  // logical packets forwarded (for the close log)
   std::uint64_t bytes = 0;    // bytes forwarded (for the close log)
+  // Discarding (cold, so after the per-packet state): the logical length that
+  // crossed the limit, and in a compressed session the packet's length once
+  // it has ended (its frame must end with it for the reject to stand; 0 before).
+  std::uint64_t crossing_length = 0;
+  std::uint64_t discarded_length = 0;
 };
 
 class Session {
@@ -275,12 +276,11 @@ class Session {
   bool auth_waiting_client_ = false;  // the server asked the client for more auth data
   bool server_resyncs_ = false;       // a client frame was out of order: the reply's seq is free
   // A pipelined frame was out of order: server_resyncs_ once this many
-  // responses before its command have completed.
-  std::size_t resync_after_ = 0;
-  bool client_started_ = false;         // the client's first bytes were examined
-  bool pre_greeting_done_ = false;      // a PROXY header was read; the client must now wait
-  std::uint32_t proxy_header_len_ = 0;  // its length: it starts the client's first block
-  bool close_when_flushed_ = false;     // drain: close once the last response is written
+  // responses before its command have completed (at most 64).
+  std::uint8_t resync_after_ = 0;
+  bool client_started_ = false;      // the client's first bytes were examined
+  bool pre_greeting_done_ = false;   // a PROXY header was read; the client must now wait
+  bool close_when_flushed_ = false;  // drain: close once the last response is written
   bool tracker_lost_counted_ = false;
   bool compressed_ = false;  // compressed framing is on
   bool draining_ = false;
@@ -289,6 +289,9 @@ class Session {
   // outstanding one wait here, and the client is not read, until a response
   // completes (see Session::scan).
   std::size_t held_commands_ = 0;
+  // The PROXY header's length: it starts the client's first block, which is
+  // kept until the greeting so a failover can send it again.
+  std::uint32_t proxy_header_len_ = 0;
   // Bytes sluice itself sends the client (an ERR), after s2c's whole packets.
   std::size_t to_client_sent_ = 0;
   std::vector<std::uint8_t> to_client_;

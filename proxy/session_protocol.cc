@@ -159,7 +159,7 @@ bool Session::out_of_order(Pipe& p, const FrameEvent& ev, std::uint8_t expected)
   // the commands before it.
   if (&p == &c2s_) {
     if (client_pipelining_) {
-      resync_after_ = tracker_.outstanding();
+      resync_after_ = static_cast<std::uint8_t>(tracker_.outstanding());
     } else {
       server_resyncs_ = true;
     }
