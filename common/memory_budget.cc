@@ -15,18 +15,23 @@ bool MemoryBudget::try_add(std::uint64_t n) {
 
 bool MemoryBudget::reserve(std::uint64_t n, Ticket* ticket) {
   if (n <= small_) {
-    if (!try_add(n)) return queue_small(ticket);
-    if (*ticket != 0) cancel(ticket);  // it fits now: it waits no more
-    return true;
+    // It goes as soon as it fits, wherever it is in the queue; one that does
+    // not takes a place there (counted as a wait) only the first time.
+    if (try_add(n)) {
+      if (*ticket != 0) cancel(ticket);
+      return true;
+    }
+    if (*ticket == 0) {
+      std::lock_guard lock(mu_);
+      take_ticket(ticket);
+    }
+    return false;
   }
   if (*ticket == 0 && !queued_.load(std::memory_order_relaxed) && try_add(n)) return true;
   std::lock_guard lock(mu_);
   if (*ticket == 0) {
     if (queue_.empty() && try_add(n)) return true;
-    *ticket = next_ticket_++;
-    queue_.push_back(*ticket);
-    queued_.store(true, std::memory_order_relaxed);
-    waits_.fetch_add(1, std::memory_order_relaxed);
+    take_ticket(ticket);
     return false;
   }
   // Arrival order: only the oldest waiter may take memory.
@@ -37,16 +42,12 @@ bool MemoryBudget::reserve(std::uint64_t n, Ticket* ticket) {
   return true;
 }
 
-// A small reservation that does not fit takes a place in the queue (counted
-// as a wait) only the first time; it goes as soon as it fits, wherever it is.
-bool MemoryBudget::queue_small(Ticket* ticket) {
-  if (*ticket != 0) return false;
-  std::lock_guard lock(mu_);
+// Joins the queue, counted as a wait. Called with mu_ held.
+void MemoryBudget::take_ticket(Ticket* ticket) {
   *ticket = next_ticket_++;
   queue_.push_back(*ticket);
   queued_.store(true, std::memory_order_relaxed);
   waits_.fetch_add(1, std::memory_order_relaxed);
-  return false;
 }
 
 void MemoryBudget::cancel(Ticket* ticket) {

@@ -76,7 +76,7 @@ class MemoryBudget {
 
  private:
   bool try_add(std::uint64_t n);
-  bool queue_small(Ticket* ticket);
+  void take_ticket(Ticket* ticket);
 
   std::atomic<std::uint64_t> limit_;
   const std::uint64_t small_;
