@@ -223,6 +223,7 @@ class Session {
   [[gnu::cold]] bool out_of_order(Pipe& p, const FrameEvent& ev, std::uint8_t expected);
   [[gnu::cold]] bool exceeds_memory(Pipe& p, const FrameEvent& ev, std::uint64_t memory);
   void on_discarded_byte(Pipe& p, std::uint8_t first);
+  void reject_falls_back(Pipe& p);
   void log_oversized(const Pipe& p, std::uint64_t size, std::uint64_t limit, OversizeAction action);
   [[gnu::cold]] void refuse_client(CloseReason reason, ErrorKind kind, std::uint8_t seq,
                                    const ErrContext& ctx);

@@ -315,6 +315,14 @@ void Session::on_discarded_byte(Pipe& p, std::uint8_t first) {
     return log_oversized(p, size, cfg_->max_allowed_packet, OversizeAction::kReject);
   }
   // Long data has no response: an ERR would answer the next command instead.
+  reject_falls_back(p);
+}
+
+// A packet being discarded for `reject` closes after all, as `close` would
+// have at its crossing frame: logged and counted as a close, the ERR one
+// past that frame.
+void Session::reject_falls_back(Pipe& p) {
+  const std::uint64_t size = p.crossing_length;
   log_oversized(p, size, cfg_->max_allowed_packet, OversizeAction::kClose);
   stats_.oversized[idx(p.dir)][idx(OversizeAction::kClose)].add();
   const ErrContext ctx{size, cfg_->max_allowed_packet, Millis{0}, cfg_->name};
@@ -618,7 +626,7 @@ void Session::scan_compressed(Pipe& p, std::size_t from) {
           p.buf.erase_partial(pos);  // the discarded frame goes; what follows stays
           pos = p.buf.complete();
           if (p.discarded_length != 0) {
-            log_oversized(p, p.discarded_length, cfg_->max_allowed_packet, OversizeAction::kReject);
+            log_oversized(p, p.crossing_length, cfg_->max_allowed_packet, OversizeAction::kReject);
             finish_reject(p, p.discarded_length);
             if (closed()) return;
           }
@@ -670,11 +678,7 @@ bool Session::discard_inner(Pipe& p, const FrameEvent& ev) {
         p.cframer->prefix_length() > 0 && p.cframer->prefix()[0] == kComStmtSendLongData;
     if (!long_data) return true;
   }
-  log_oversized(p, p.discarded_length, cfg_->max_allowed_packet, OversizeAction::kClose);
-  stats_.oversized[idx(p.dir)][idx(OversizeAction::kClose)].add();
-  const ErrContext ctx{p.discarded_length, cfg_->max_allowed_packet, Millis{0}, cfg_->name};
-  send_error_and_close(CloseReason::kPacketTooLarge, ErrorKind::kPacketTooLarge,
-                       static_cast<std::uint8_t>(p.crossing_seq + 1), ctx);
+  reject_falls_back(p);
   return false;
 }
 
