@@ -259,6 +259,11 @@ TEST_CASE(
       client.query("SELECT host FROM information_schema.processlist WHERE id = CONNECTION_ID()");
   REQUIRE_MESSAGE(r.ok(), r.failure);
   CHECK(r.rows()[0][0] == "10.9.8.7:40000");
+  const std::string text = http_get(sluice.metrics_port());
+  CHECK(metric_value(text, "sluice_upstream_connect_errors_total",
+                     upstream_label(hangs_up.port())) == 1);
+  CHECK(metric_value(text, "sluice_connections_rejected_total",
+                     main_and("reason", "upstream_unavailable")) == 0);
 }
 
 TEST_CASE(
