@@ -51,6 +51,15 @@ CompressedFramer::Event CompressedFramer::step_scratch() {
 CompressedFramer::Event CompressedFramer::step_payload(const std::uint8_t* data, std::size_t len) {
   Event ev;
   const std::size_t take = std::min<std::size_t>(len, outer_left_);
+  if (stream_ended_) {
+    // Bytes after the deflate stream's end, still inside the frame: inflate
+    // would take none of them (and be asked again forever); mysqld's
+    // uncompress() ignores them, and so does this.
+    outer_left_ -= static_cast<std::uint32_t>(take);
+    ev.consumed = take;
+    if (outer_left_ == 0 && uncomp_left_ != 0) ev.kind = Kind::kError;
+    return ev;
+  }
   if (!compressed_) {
     // Stored as is: the bytes are the inner stream.
     const std::size_t n = std::min(take, scratch_.size());
@@ -75,6 +84,7 @@ CompressedFramer::Event CompressedFramer::step_payload(const std::uint8_t* data,
     return ev;
   }
   uncomp_left_ -= static_cast<std::uint32_t>(produced);
+  stream_ended_ = rc == Z_STREAM_END;
   scratch_pos_ = 0;
   scratch_len_ = produced;
   // All input taken but output may remain inside zlib: keep draining it.
@@ -96,6 +106,7 @@ CompressedFramer::Event CompressedFramer::step_header(const std::uint8_t* data, 
   ev.uncomp_length = wire::le24(header_.data() + 4);
   outer_left_ = ev.comp_length;
   compressed_ = ev.uncomp_length != 0;
+  stream_ended_ = false;
   uncomp_left_ = ev.uncomp_length;
   frame_open_ = true;
   if (compressed_ && (!z_ready_ || inflateReset(&z_) != Z_OK)) ev.kind = Kind::kError;

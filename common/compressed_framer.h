@@ -79,6 +79,7 @@ class CompressedFramer {
   std::uint32_t uncomp_left_ = 0;  // inflated bytes still expected for this frame
   bool compressed_ = false;        // this frame's payload is deflated
   bool draining_ = false;          // input done, inflate may still have output
+  bool stream_ended_ = false;      // this frame's deflate stream has ended
   bool frame_open_ = false;        // a header was read and kOuterEnd is owed
   z_stream z_{};
   bool z_ready_ = false;

@@ -1,10 +1,12 @@
 // Compressed sessions: framed by their compressed headers, limits on the uncompressed lengths.
 #include <doctest/doctest.h>
 #include <mysql.h>
+#include <zlib.h>
 
 #include <string>
 #include <vector>
 
+#include "tests/support/limits_support.h"
 #include "tests/support/mariadb_cli.h"
 #include "tests/support/mariadb_server.h"
 #include "tests/support/metrics_scrape.h"
@@ -47,6 +49,37 @@ TEST_CASE("compression: queries, result sets and tracking work in a compressed s
   CHECK(metric_value(m, "sluice_commands_total", {{"command", "COM_QUERY"}}) >= 3);
   CHECK(metric_value(m, "sluice_command_duration_seconds_count", {{"command", "COM_QUERY"}}) ==
         metric_value(m, "sluice_commands_total", {{"command", "COM_QUERY"}}));
+}
+
+// A deflated frame whose stream ends before the frame does (bytes after the
+// stream's end): mysqld's uncompress() ignores them and answers. sluice used
+// to ask inflate for them forever, which took no input, and its worker spun
+// with every session on it. (Found by fuzz_compressed_framer.)
+TEST_CASE(
+    "compression: a frame with bytes after its deflate stream's end is answered, and its worker "
+    "goes on") {
+  MariaDbServer server;
+  Target target(server, {.top = {{"workers", "1"}}});
+  using limits::le;
+  auto client = limits::raw_login(target.port(), CLIENT_COMPRESS);
+  const std::string ping = frames(0, "\x0e");
+  uLongf size = compressBound(ping.size());
+  std::string deflated(size, '\0');
+  REQUIRE(compress2(reinterpret_cast<Bytef*>(deflated.data()), &size,
+                    reinterpret_cast<const Bytef*>(ping.data()), ping.size(), 6) == Z_OK);
+  deflated.resize(size);
+  deflated += "trailing";
+  REQUIRE(client->send_raw(le(deflated.size(), 3) + std::string(1, '\0') + le(ping.size(), 3) +
+                           deflated));
+  const Packet ok = limits::read_stored_packet(*client, 1);
+  CHECK(ok.seq == 1);
+  REQUIRE(!ok.payload.empty());
+  CHECK(ok.payload[0] == '\0');
+  // The session and the worker go on: another session on it logs in and queries.
+  auto other = limits::raw_login(target.port());
+  const QueryResult r = other->query("SELECT 'after'");
+  REQUIRE(r.ok());
+  CHECK(r.rows()[0][0] == "after");
 }
 
 // Connector/C writes one compressed frame per command: sluice holds the

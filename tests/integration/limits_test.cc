@@ -613,12 +613,6 @@ std::uint32_t prepare_one_param(RawMysqlClient& client, const std::string& sql) 
   return id;
 }
 
-std::string le(std::uint64_t value, int width) {
-  std::string out;
-  for (int i = 0; i < width; ++i) out.push_back(static_cast<char>((value >> (8 * i)) & 0xFF));
-  return out;
-}
-
 std::string send_long_data(std::uint32_t id, std::string_view data) {
   return std::string(1, '\x18') + le(id, 4) + le(0, 2) + std::string(data);
 }
@@ -736,44 +730,6 @@ TEST_CASE(
   CHECK(metric_value(after, "sluice_command_duration_seconds_count", query) -
             metric_value(before, "sluice_command_duration_seconds_count", query) ==
         kCommands + 1);
-}
-
-// A compressed session's bytes as a client may send them: `inner` cut into
-// stored (uncompressed) frames of at most `chunk` bytes, compressed ids from
-// 0; *last gets the last id.
-std::string stored_frames(std::string_view inner, std::size_t chunk, std::uint8_t* last) {
-  std::string out;
-  std::uint8_t seq = 0;
-  for (std::size_t at = 0; at < inner.size(); at += chunk) {
-    const std::string_view part = inner.substr(at, chunk);
-    out += le(part.size(), 3) + std::string(1, static_cast<char>(seq)) + le(0, 3);
-    out += part;
-    *last = seq++;
-  }
-  return out;
-}
-
-std::uint32_t le24(std::string_view bytes) {
-  return static_cast<std::uint8_t>(bytes[0]) | static_cast<std::uint8_t>(bytes[1]) << 8 |
-         static_cast<std::uint8_t>(bytes[2]) << 16;
-}
-
-// The next compressed frame, which must be stored and carry compressed id
-// `comp_seq` and one inner packet: that packet.
-Packet read_stored_packet(RawMysqlClient& client, std::uint8_t comp_seq) {
-  std::string header;
-  REQUIRE(client.read_bytes(7, &header) == ReadStatus::kOk);
-  CHECK(static_cast<std::uint8_t>(header[3]) == comp_seq);
-  CHECK(le24(std::string_view(header).substr(4)) == 0);
-  std::string inner;
-  REQUIRE(client.read_bytes(le24(header), &inner) == ReadStatus::kOk);
-  REQUIRE(inner.size() >= 4);
-  CHECK(le24(inner) == inner.size() - 4);
-  Packet packet;
-  packet.seq = packet.last_seq = static_cast<std::uint8_t>(inner[3]);
-  packet.frames = 1;
-  packet.payload = inner.substr(4);
-  return packet;
 }
 
 // A logged-in raw compressed session on a listener with max_allowed_packet

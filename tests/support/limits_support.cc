@@ -38,6 +38,47 @@ std::size_t lenenc_size(std::uint64_t n) {
   return 9 + n;
 }
 
+std::string le(std::uint64_t value, int width) {
+  std::string out;
+  for (int i = 0; i < width; ++i) out.push_back(static_cast<char>((value >> (8 * i)) & 0xFF));
+  return out;
+}
+
+std::string stored_frames(std::string_view inner, std::size_t chunk, std::uint8_t* last) {
+  std::string out;
+  std::uint8_t seq = 0;
+  for (std::size_t at = 0; at < inner.size(); at += chunk) {
+    const std::string_view part = inner.substr(at, chunk);
+    out += le(part.size(), 3) + std::string(1, static_cast<char>(seq)) + le(0, 3);
+    out += part;
+    *last = seq++;
+  }
+  return out;
+}
+
+namespace {
+std::uint32_t le24(std::string_view bytes) {
+  return static_cast<std::uint8_t>(bytes[0]) | static_cast<std::uint8_t>(bytes[1]) << 8 |
+         static_cast<std::uint8_t>(bytes[2]) << 16;
+}
+}  // namespace
+
+Packet read_stored_packet(RawMysqlClient& client, std::uint8_t comp_seq) {
+  std::string header;
+  REQUIRE(client.read_bytes(7, &header) == ReadStatus::kOk);
+  CHECK(static_cast<std::uint8_t>(header[3]) == comp_seq);
+  CHECK(le24(std::string_view(header).substr(4)) == 0);
+  std::string inner;
+  REQUIRE(client.read_bytes(le24(header), &inner) == ReadStatus::kOk);
+  REQUIRE(inner.size() >= 4);
+  CHECK(le24(inner) == inner.size() - 4);
+  Packet packet;
+  packet.seq = packet.last_seq = static_cast<std::uint8_t>(inner[3]);
+  packet.frames = 1;
+  packet.payload = inner.substr(4);
+  return packet;
+}
+
 std::unique_ptr<RawMysqlClient> raw_login(int port, std::uint32_t extra_capabilities) {
   auto client = std::make_unique<RawMysqlClient>();
   REQUIRE_MESSAGE(client->connect(port), client->last_error());

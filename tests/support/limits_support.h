@@ -38,6 +38,17 @@ std::string com_query(std::string_view sql);
 // The payload of a text-protocol row holding one string of `n` bytes: lenenc(n) + n.
 std::size_t lenenc_size(std::uint64_t n);
 
+// `value` as `width` little-endian bytes.
+std::string le(std::uint64_t value, int width);
+
+// A compressed session's bytes as a client may send them: `inner` cut into
+// stored (uncompressed) frames of at most `chunk` bytes, compressed ids from
+// 0; *last gets the last id.
+std::string stored_frames(std::string_view inner, std::size_t chunk, std::uint8_t* last);
+// The next compressed frame, which must be stored and carry compressed id
+// `comp_seq` and one inner packet: that packet (REQUIREs and CHECKs).
+Packet read_stored_packet(RawMysqlClient& client, std::uint8_t comp_seq);
+
 // A logged-in raw client (REQUIREs success).
 std::unique_ptr<RawMysqlClient> raw_login(int port, std::uint32_t extra_capabilities = 0);
 
