@@ -57,7 +57,6 @@ CompressedFramer::Event CompressedFramer::step_payload(const std::uint8_t* data,
     // uncompress() ignores them, and so does this.
     outer_left_ -= static_cast<std::uint32_t>(take);
     ev.consumed = take;
-    if (outer_left_ == 0 && uncomp_left_ != 0) ev.kind = Kind::kError;
     return ev;
   }
   if (!compressed_) {
@@ -87,10 +86,13 @@ CompressedFramer::Event CompressedFramer::step_payload(const std::uint8_t* data,
   stream_ended_ = rc == Z_STREAM_END;
   scratch_pos_ = 0;
   scratch_len_ = produced;
-  // All input taken but output may remain inside zlib: keep draining it.
-  draining_ = outer_left_ == 0 && rc != Z_STREAM_END && uncomp_left_ > 0;
-  if (outer_left_ == 0 && !draining_ && uncomp_left_ != 0) ev.kind = Kind::kError;
-  if (draining_ && produced == 0 && used == 0) ev.kind = Kind::kError;  // no progress possible
+  // What mysqld's uncompress() accepts: a stream that ends within the
+  // frame's bytes, inflating to at most what the header declared (the
+  // output's own length is what counts then). All input taken but the
+  // stream not ended: zlib may still hold output, or its end; a call that
+  // gets neither means the stream is cut short.
+  draining_ = outer_left_ == 0 && !stream_ended_;
+  if (draining_ && produced == 0 && used == 0) ev.kind = Kind::kError;
   return ev;
 }
 
@@ -109,7 +111,10 @@ CompressedFramer::Event CompressedFramer::step_header(const std::uint8_t* data, 
   stream_ended_ = false;
   uncomp_left_ = ev.uncomp_length;
   frame_open_ = true;
-  if (compressed_ && (!z_ready_ || inflateReset(&z_) != Z_OK)) ev.kind = Kind::kError;
+  // A deflated frame of no bytes has no stream to end (uncompress() fails on it).
+  if (compressed_ && (outer_left_ == 0 || !z_ready_ || inflateReset(&z_) != Z_OK)) {
+    ev.kind = Kind::kError;
+  }
   return ev;
 }
 

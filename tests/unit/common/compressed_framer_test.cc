@@ -185,12 +185,26 @@ TEST_CASE("compressed framer: bytes after a frame's deflate stream has ended are
     CHECK(w.inner_lengths == std::vector<std::uint64_t>{40, 2});
     CHECK(w.outer_ends == std::vector<std::size_t>{f.size(), s.size()});
   }
-  // Fewer bytes inflated than the header declared is still an error.
+  // Fewer bytes inflated than the header declared: the stream's own output
+  // counts, as for uncompress(). More is an error, and so is a stream cut
+  // short or a deflated frame of no bytes.
   Bytes shorter = f;
   shorter[4] = static_cast<std::uint8_t>(inner.size() + 1);
-  const Walk w = walk(shorter, 4);
+  Walk w = walk(shorter, 4);
+  CHECK(!w.stuck);
+  CHECK(!w.error);
+  CHECK(w.inner_lengths == std::vector<std::uint64_t>{40});
+  Bytes longer = f;
+  longer[4] = static_cast<std::uint8_t>(inner.size() - 1);
+  CHECK(walk(longer, 4).error);
+  Bytes cut = outer_frame(inner, 0, false);
+  cut.resize(cut.size() - 2);  // the adler-32 trailer's last bytes
+  cut[0] = static_cast<std::uint8_t>(cut.size() - 7);
+  w = walk(cut, 5);
   CHECK(!w.stuck);
   CHECK(w.error);
+  const Bytes empty{0, 0, 0, 0, 4, 0, 0};
+  CHECK(walk(empty, 7).error);
 }
 
 TEST_CASE("compressed framer: corrupt deflate data is an error, not a crash") {
