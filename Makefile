@@ -8,6 +8,9 @@
 #   make test         deps, build, all ctest tests, ASan/UBSan unit tests, a short fuzz run
 #   make asan         unit tests built with AddressSanitizer + UndefinedBehaviorSanitizer (build-asan/)
 #   make fuzz         libFuzzer targets built with clang (build-fuzz/), FUZZ_SECONDS each (default 60)
+#   make sanitized-integration
+#                     the integration tests against sluice built with ASan+UBSan, then with TSan
+#                     (SANITIZERS="address thread" by default; not part of `make test`)
 #   make bench        direct vs HAProxy vs sluice benchmark (tests/bench/run.sh)
 #   make format       clang-format -i on every .h/.cc
 #   make clean        remove the build trees
@@ -21,6 +24,7 @@ SHELL := /bin/bash
 NPROC := $(shell nproc)
 BUILD_DIR := build
 ASAN_DIR := build-asan
+TSAN_DIR := build-tsan
 FUZZ_DIR := build-fuzz
 FUZZ_SECONDS ?= 60
 # Integration tests start a MariaDB (and a sluice) each and mostly wait on I/O,
@@ -32,7 +36,7 @@ SOURCE_DIRS := common proxy tests
 SANITIZER_ENV := ASAN_OPTIONS=detect_leaks=1:strict_string_checks=1 \
                  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 
-.PHONY: deps build run unit integration test asan fuzz bench format clean
+.PHONY: deps build run unit integration test asan fuzz sanitized-integration bench format clean
 
 deps:
 	scripts/deps.sh all
@@ -89,6 +93,38 @@ fuzz:
 	  tail -n 12 $(FUZZ_DIR)/$$t.log; \
 	done
 
+# The integration tests (built normally, in BUILD_DIR) drive a sluice built with a
+# sanitizer: every session path against a real MariaDB, with the sanitizer's reports
+# (and LeakSanitizer's at each sluice's exit) collected in <dir>/reports. Left out: the
+# tests that measure sluice's own RSS or descriptor limits, which a sanitizer's
+# runtime changes, and those that preload the EINTR shim.
+SANITIZERS ?= address thread
+SANITIZED_SKIP := eintr|RSS|file descriptors|ten 200 MiB|twenty 15 MiB|memory bounded
+sanitized-integration: build
+	failed=""; \
+	for s in $(SANITIZERS); do \
+	  case $$s in \
+	    address) dir=$(ASAN_DIR); flag=-DSLUICE_SANITIZE=ON ;; \
+	    thread)  dir=$(TSAN_DIR); flag=-DSLUICE_SANITIZE_THREAD=ON ;; \
+	    *) echo "unknown sanitizer $$s (address, thread)" >&2; exit 2 ;; \
+	  esac; \
+	  cmake -S . -B $$dir $$flag -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null; \
+	  cmake --build $$dir -j$(NPROC) --target sluice; \
+	  reports=$$(realpath $$dir)/reports; rm -rf $$reports; mkdir -p $$reports; \
+	  echo "== integration tests against $$dir/proxy/sluice ($$s)"; \
+	  SLUICE_BINARY=$$(realpath $$dir)/proxy/sluice \
+	  ASAN_OPTIONS=detect_leaks=1:log_path=$$reports/asan \
+	  UBSAN_OPTIONS=print_stacktrace=1:log_path=$$reports/ubsan \
+	  TSAN_OPTIONS=log_path=$$reports/tsan:second_deadlock_stack=1 \
+	  ctest --test-dir $(BUILD_DIR) -L integration -E "$(SANITIZED_SKIP)" -j$(TEST_JOBS) \
+	    --output-on-failure || failed="$$failed $$s:tests"; \
+	  if compgen -G "$$reports/*" >/dev/null; then \
+	    head -n 60 $$reports/*; failed="$$failed $$s:reports"; \
+	  fi; \
+	done; \
+	if [ -n "$$failed" ]; then echo "sanitized-integration: FAILED:$$failed" >&2; exit 1; fi; \
+	echo "sanitized-integration: no sanitizer reports, all tests passed"
+
 bench: build
 	@test -x tests/bench/run.sh || { echo "tests/bench/run.sh does not exist yet" >&2; exit 1; }
 	tests/bench/run.sh
@@ -98,7 +134,7 @@ format:
 	find $(SOURCE_DIRS) \( -name '*.h' -o -name '*.cc' \) -print0 | xargs -0 clang-format -i
 
 clean:
-	rm -rf $(BUILD_DIR) $(ASAN_DIR) $(FUZZ_DIR)
+	rm -rf $(BUILD_DIR) $(ASAN_DIR) $(TSAN_DIR) $(FUZZ_DIR)
 
 # Deployment (issue 7). Not part of `make test`: docker-test downloads a Debian base once
 # and builds an image (minutes), see README "Operations".
