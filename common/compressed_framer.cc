@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <new>
 
 #include "common/wire.h"
 
@@ -11,12 +12,43 @@ namespace sluice {
 
 using Kind = CompressedFramer::Event::Kind;
 
-CompressedFramer::CompressedFramer() {
-  z_ready_ = inflateInit(&z_) == Z_OK;
+CompressedFramer::Workspace::~Workspace() {
+  for (z_stream* z : idle_) {
+    inflateEnd(z);
+    delete z;
+  }
+}
+
+z_stream* CompressedFramer::Workspace::take() {
+  if (!idle_.empty()) {
+    z_stream* z = idle_.back();
+    idle_.pop_back();
+    return z;
+  }
+  auto* z = new (std::nothrow) z_stream{};
+  if (z != nullptr && inflateInit(z) != Z_OK) {
+    delete z;
+    return nullptr;
+  }
+  return z;
+}
+
+void CompressedFramer::Workspace::give_back(z_stream* z) {
+  if (idle_.size() < keep_ && inflateReset(z) == Z_OK) {
+    idle_.push_back(z);
+    return;
+  }
+  inflateEnd(z);
+  delete z;
 }
 
 CompressedFramer::~CompressedFramer() {
-  if (z_ready_) inflateEnd(&z_);
+  end_inflate();
+}
+
+void CompressedFramer::end_inflate() {
+  if (z_ != nullptr) workspace_.give_back(z_);
+  z_ = nullptr;
 }
 
 CompressedFramer::Event CompressedFramer::next(const std::uint8_t* data, std::size_t len) {
@@ -69,13 +101,13 @@ CompressedFramer::Event CompressedFramer::step_payload(const std::uint8_t* data,
     ev.consumed = n;
     return ev;
   }
-  z_.next_in = const_cast<Bytef*>(data);
-  z_.avail_in = static_cast<uInt>(take);
-  z_.next_out = scratch_.data();
-  z_.avail_out = static_cast<uInt>(scratch_.size());
-  const int rc = inflate(&z_, Z_NO_FLUSH);
-  const std::size_t used = take - z_.avail_in;
-  const std::size_t produced = scratch_.size() - z_.avail_out;
+  z_->next_in = const_cast<Bytef*>(data);
+  z_->avail_in = static_cast<uInt>(take);
+  z_->next_out = scratch_.data();
+  z_->avail_out = static_cast<uInt>(scratch_.size());
+  const int rc = inflate(z_, Z_NO_FLUSH);
+  const std::size_t used = take - z_->avail_in;
+  const std::size_t produced = scratch_.size() - z_->avail_out;
   outer_left_ -= static_cast<std::uint32_t>(used);
   ev.consumed = used;
   if ((rc != Z_OK && rc != Z_STREAM_END && rc != Z_BUF_ERROR) || produced > uncomp_left_) {
@@ -109,11 +141,13 @@ CompressedFramer::Event CompressedFramer::step_header(const std::uint8_t* data, 
   outer_left_ = ev.comp_length;
   compressed_ = ev.uncomp_length != 0;
   stream_ended_ = false;
+  end_inflate();  // a frame that ended in an error left it open
   uncomp_left_ = ev.uncomp_length;
   frame_open_ = true;
   // A deflated frame of no bytes has no stream to end (uncompress() fails on it).
-  if (compressed_ && (outer_left_ == 0 || !z_ready_ || inflateReset(&z_) != Z_OK)) {
-    ev.kind = Kind::kError;
+  if (compressed_) {
+    z_ = outer_left_ != 0 ? workspace_.take() : nullptr;
+    if (z_ == nullptr) ev.kind = Kind::kError;
   }
   return ev;
 }
@@ -121,6 +155,7 @@ CompressedFramer::Event CompressedFramer::step_header(const std::uint8_t* data, 
 CompressedFramer::Event CompressedFramer::finish_frame() {
   Event ev;
   frame_open_ = false;
+  end_inflate();
   ev.kind = Kind::kOuterEnd;
   return ev;
 }

@@ -567,8 +567,8 @@ namespace sluice {
 void Session::go_compressed() {
   compressed_ = true;
   stats_.compressed_sessions.add();
-  c2s_.cframer = std::make_unique<CompressedFramer>();
-  s2c_.cframer = std::make_unique<CompressedFramer>();
+  c2s_.cframer = std::make_unique<CompressedFramer>(worker_.inflate_workspace());
+  s2c_.cframer = std::make_unique<CompressedFramer>(worker_.inflate_workspace());
   comp_client_expects_ = 0;
 }
 

@@ -12,6 +12,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "common/compressed_framer.h"
 #include "common/memory_budget.h"
 #include "common/packet_buffer.h"
 #include "common/spare_buffer.h"
@@ -72,6 +73,8 @@ class Worker {
   // Keeps `b` as the spare for up to kSpareKeepMs.
   void keep_spare(SpareBuffer::Block b);
   Syscalls& sys() { return sys_; }
+  // What every compressed session's framers inflate with (see CompressedFramer).
+  CompressedFramer::Workspace& inflate_workspace() { return *inflate_workspace_; }
   ListenerShared& shared(std::size_t listener) { return shared_[listener]; }
   bool draining() const { return draining_; }
   std::size_t next_upstream(std::size_t listener, std::size_t count);
@@ -138,6 +141,9 @@ class Worker {
   Io io_;
   WorkerStats stats_;
   BufferPool pool_;
+  // Before the sessions, whose framers give their inflate streams back to it.
+  std::unique_ptr<CompressedFramer::Workspace> inflate_workspace_ =
+      std::make_unique<CompressedFramer::Workspace>();
   uv_loop_t loop_{};
   Poller poller_;
   std::uint64_t now_ns_ = 0;

@@ -79,7 +79,8 @@ void feed(CompressedFramer& framer, const std::uint8_t* data, std::size_t len, R
 
 Run parse(const std::uint8_t* stream, std::size_t size, const std::uint8_t* cuts,
           std::size_t n_cuts) {
-  CompressedFramer framer;
+  static CompressedFramer::Workspace workspace;
+  CompressedFramer framer(workspace);
   Run run;
   std::size_t consumed = 0;
   for (std::size_t cut = 0; consumed < size && !run.error; ++cut) {

@@ -49,22 +49,21 @@ struct Walk {
   bool stuck = false;  // no progress: the walk gave up
 };
 
-Walk walk(const Bytes& s, std::size_t chunk) {
-  Walk w;
-  CompressedFramer f;
-  std::size_t pos = 0;
+// Feeds s[pos, pos + chunk) to `f` until it needs more input and has
+// nothing pending, recording into `w`. False on an error or no progress.
+bool feed_chunk(CompressedFramer& f, const Bytes& s, std::size_t& pos, std::size_t chunk, Walk& w) {
+  const std::size_t end = pos + std::min(chunk, s.size() - pos);
   for (std::size_t calls = 0;; ++calls) {
-    if (calls > 8 * s.size() + 1000) {
+    if (calls > 8 * chunk + 1000) {
       w.stuck = true;
-      break;
+      return false;
     }
-    const std::size_t avail = std::min(chunk, s.size() - pos);
-    const auto ev = f.next(s.data() + pos, avail);
+    const auto ev = f.next(s.data() + pos, end - pos);
     pos += ev.consumed;
     using K = CompressedFramer::Event::Kind;
     if (ev.kind == K::kError) {
       w.error = true;
-      break;
+      return false;
     }
     if (ev.kind == K::kOuterEnd) {
       w.outer_ends.push_back(pos);
@@ -74,7 +73,16 @@ Walk walk(const Bytes& s, std::size_t chunk) {
       w.inner_lengths.push_back(ev.inner.logical_length);
       w.inner_first_bytes.push_back(f.prefix_length() > 0 ? f.prefix()[0] : 0);
     }
-    if (ev.kind == K::kNeedMore && pos == s.size() && !f.has_pending()) break;
+    if (ev.kind == K::kNeedMore && pos == end && !f.has_pending()) return true;
+  }
+}
+
+Walk walk(const Bytes& s, std::size_t chunk) {
+  Walk w;
+  CompressedFramer::Workspace workspace;
+  CompressedFramer f(workspace);
+  std::size_t pos = 0;
+  while (feed_chunk(f, s, pos, chunk, w) && pos < s.size()) {
   }
   return w;
 }
@@ -147,7 +155,8 @@ TEST_CASE("compressed framer: an empty inner packet ends where its frame ends") 
 TEST_CASE("compressed framer: a large inner packet is seen from its header before it is inflated") {
   const Bytes big = inner_packet(1 << 20, 0, 0x03);
   const Bytes f = outer_frame(big, 0, false);
-  CompressedFramer fr;
+  CompressedFramer::Workspace workspace;
+  CompressedFramer fr(workspace);
   std::size_t pos = 0;
   std::uint64_t announced = 0;
   std::size_t consumed_at_header = 0;
@@ -162,6 +171,47 @@ TEST_CASE("compressed framer: a large inner packet is seen from its header befor
   }
   CHECK(announced == 1 << 20);
   CHECK(consumed_at_header < f.size());
+}
+
+TEST_CASE(
+    "compressed framer: framers sharing a workspace, walked in turn, see what each sees alone") {
+  // A worker's sessions share one: frames inflating to several scratches'
+  // worth, stored and deflated, fed in turns of different sizes.
+  Bytes a_inner;
+  Bytes b_inner;
+  for (std::uint8_t i = 0; i < 6; ++i) {
+    const Bytes pa = inner_packet(5000u + i, 0, static_cast<std::uint8_t>(0x10 + i));
+    const Bytes pb = inner_packet(7000u - i, 0, static_cast<std::uint8_t>(0x40 + i));
+    a_inner.insert(a_inner.end(), pa.begin(), pa.end());
+    b_inner.insert(b_inner.end(), pb.begin(), pb.end());
+  }
+  Bytes a = outer_frame(a_inner, 0, false);
+  const Bytes a2 = outer_frame(a_inner, 1, true);
+  a.insert(a.end(), a2.begin(), a2.end());
+  Bytes b = outer_frame(b_inner, 0, true);
+  const Bytes b2 = outer_frame(b_inner, 1, false);
+  b.insert(b.end(), b2.begin(), b2.end());
+  const Walk alone_a = walk(a, 333);
+  const Walk alone_b = walk(b, 517);
+  REQUIRE(alone_a.inner_lengths.size() == 12);
+  REQUIRE(alone_b.inner_lengths.size() == 12);
+
+  CompressedFramer::Workspace workspace;
+  CompressedFramer fa(workspace);
+  CompressedFramer fb(workspace);
+  Walk wa;
+  Walk wb;
+  std::size_t pa = 0;
+  std::size_t pb = 0;
+  while (pa < a.size() || pb < b.size()) {
+    if (pa < a.size()) REQUIRE(feed_chunk(fa, a, pa, 333, wa));
+    if (pb < b.size()) REQUIRE(feed_chunk(fb, b, pb, 517, wb));
+  }
+  for (const auto& [shared, alone] : {std::pair{&wa, &alone_a}, std::pair{&wb, &alone_b}}) {
+    CHECK(shared->inner_lengths == alone->inner_lengths);
+    CHECK(shared->inner_first_bytes == alone->inner_first_bytes);
+    CHECK(shared->outer_ends == alone->outer_ends);
+  }
 }
 
 TEST_CASE("compressed framer: bytes after a frame's deflate stream has ended are skipped") {
