@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <utility>
 
 #include "common/err_packet.h"
 #include "proxy/log.h"
@@ -422,8 +423,10 @@ void Worker::on_async() {
     pending_drain_ = pending_force_ = false;
   }
   if (config) {
-    // Every session switches to the new limits before the old config is freed.
-    config_ = std::move(config);
+    // Every session switches to the new limits before the old config is
+    // freed: a session compares the two (its wait_timeout), and this worker
+    // may hold the old one's last reference.
+    const std::shared_ptr<const RuntimeConfig> old = std::exchange(config_, std::move(config));
     seed_upstreams();
     adopt_upstreams();
     for (auto& [raw, session] : sessions_) raw->apply_config(*config_);

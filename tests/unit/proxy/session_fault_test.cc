@@ -29,6 +29,7 @@ struct Rig {
   std::uint16_t port = 0;
   MemoryBudget budget;
   std::vector<ListenerShared> shared{1};
+  ListenerConfig listener;
   std::unique_ptr<Worker> worker;
 
   // `tweak` adjusts the listener's settings (limits, timeouts) before the worker starts.
@@ -39,7 +40,7 @@ struct Rig {
     upstream_listen = listen_loopback(&upstream_port);
     const int probe = listen_loopback(&port);  // a free port for the listener
     ::close(probe);
-    ListenerConfig l;
+    ListenerConfig& l = listener;
     l.name = "main";
     l.listen = {"127.0.0.1", port};
     l.upstreams = {{"127.0.0.1", upstream_override ? upstream_override : upstream_port}};
@@ -58,6 +59,15 @@ struct Rig {
     worker->post_force_close();
     worker->join();
     ::close(upstream_listen);
+  }
+  // A reload: the listener changed by `tweak`. As after SIGHUP, the worker
+  // holds the only reference to each config, so the old one is freed there.
+  void reload(const std::function<void(ListenerConfig&)>& tweak) {
+    tweak(listener);
+    Config c;
+    c.listeners = {listener};
+    std::vector<std::string> errors;
+    worker->post_config(make_runtime_config(c, &errors));
   }
   const ListenerStats& stats() { return worker->stats().listeners[0]; }
   // The worker counts a call after it returns, so a peer may see its bytes
@@ -529,6 +539,24 @@ TEST_CASE("loop: a client that half-closes after a refused packet still gets the
   // The server is not told of the client's FIN before it has answered.
   CHECK(silent_for(p.server, 200));
   expect_answer_then_err(p, 1153, 1);
+}
+
+// Sessions switch to a reloaded config in the worker's thread. One idle
+// session's wait_timeout is moved by the change, so it read the old value,
+// once that config had already been freed (AddressSanitizer: make asan).
+TEST_CASE("loop: a reload lowering wait_timeout reaches an idle session, several times over") {
+  Rig rig;
+  Pair p;
+  handshake(rig, p);
+  for (const int seconds : {3600, 1800, 900}) {
+    rig.reload([&](ListenerConfig& l) { l.wait_timeout = Millis{seconds * 1000}; });
+  }
+  rig.reload([](ListenerConfig& l) { l.wait_timeout = Millis{1000}; });
+  // Idle since the login: cut about a second after it, with 4031.
+  const auto [code, seq] = read_err(p.client);
+  CHECK(code == 4031);
+  CHECK(seq == 0);
+  CHECK(closed_within(p.client, 5000));
 }
 
 }  // namespace
