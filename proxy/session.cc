@@ -110,7 +110,11 @@ void Session::update_poll() {
     if (!c2s_.eof) client = EPOLLIN;
     if (owes_client()) client |= EPOLLOUT;
   } else {
-    if (reading_allowed(c2s_)) client |= EPOLLIN;
+    if (reading_allowed(c2s_)) {
+      client |= EPOLLIN;
+    } else if (held_commands_ != 0 && !c2s_.eof && !client_done_) {
+      client |= EPOLLRDHUP;  // see client_done_while_holding
+    }
     if (s2c_.write_deadline != 0) client |= EPOLLOUT;
     if (phase_ == Phase::kConnecting) {
       server = EPOLLOUT;
@@ -126,6 +130,12 @@ void Session::update_poll() {
 
 void Session::on_client_events(PollSlot& slot, std::uint32_t events) {
   auto* s = static_cast<Session*>(slot.owner);
+  if ((events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) && s->held_commands_ != 0 && !s->client_done_ &&
+      !s->closed()) [[unlikely]] {
+    s->client_done_while_holding();
+    if (s->closed()) return;
+    events |= EPOLLIN;  // what the client sent last, then its EOF
+  }
   events = with_failure(slot, events);
   if (events & EPOLLOUT) s->on_writable(s->s2c_);
   if (!(events & EPOLLIN) || s->phase_ == Phase::kClosed) return;

@@ -195,6 +195,7 @@ class Session {
   bool commands_must_wait() const;
   [[gnu::hot]] bool hold_commands(const Pipe& p, std::size_t pos);
   void release_held_commands();
+  void client_done_while_holding();
   [[gnu::hot, gnu::always_inline]] inline int owed(Pipe& p, iovec* iov);
   [[gnu::hot]] bool owes(Pipe& p);
   [[gnu::hot, gnu::always_inline]] inline void on_written(Pipe& p, const IoResult& r);
@@ -290,6 +291,9 @@ class Session {
   // outstanding one wait here, and the client is not read, until a response
   // completes (see Session::scan).
   std::size_t held_commands_ = 0;
+  // The client finished sending (its FIN or a reset came) while commands were
+  // held: they go on untracked, as a server reads them on a direct connection.
+  bool client_done_ = false;
   // The PROXY header's length: it starts the client's first block, which is
   // kept until the greeting so a failover can send it again.
   std::uint32_t proxy_header_len_ = 0;

@@ -123,7 +123,7 @@ void Session::on_readable(Pipe& p) {
 // the session lose track, which would end `reject`, drain at once and
 // command timing for the rest of the session.
 bool Session::commands_must_wait() const {
-  return tracker_.full() && !tracker_.awaiting_client();
+  return tracker_.full() && !tracker_.awaiting_client() && !client_done_;
 }
 
 // Holds the client's bytes from `pos` on, unframed, while a command must wait
@@ -144,6 +144,18 @@ void Session::release_held_commands() {
   if (closed()) return;
   if (tracker_.lost()) untracked_traffic(c2s_);
   send_or_defer(c2s_);
+}
+
+// While commands are held the client is not read, so only its FIN or reset
+// (EPOLLRDHUP, EPOLLHUP) says it has gone. The responses that would make room
+// may never come (mysqld answers only the first command of a compressed frame
+// that carries several), and the session would outlive its client, holding
+// its upstream connection and max_connections slot. So the held commands go
+// on untracked, then the client's EOF, as on a direct connection, where the
+// server reads them all and then the EOF.
+void Session::client_done_while_holding() {
+  client_done_ = true;
+  release_held_commands();
 }
 
 // Where commands cannot be followed (TLS, compressed zstd, lost tracking),
