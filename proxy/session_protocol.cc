@@ -648,9 +648,12 @@ void Session::scan_compressed(Pipe& p, std::size_t from) {
         }
         break;
       case Kind::kError: {
+        // A client frame that cannot be inflated between commands starts
+        // one that showed the tracker nothing: its answer would have come at 1.
+        const bool new_command = client && tracker_.idle() && p.cframer->inner_at_boundary();
         const ErrContext ctx{0, 0, Millis{0}, cfg_->name};
-        return send_error_and_close(CloseReason::kReadError, ErrorKind::kReadError, client_expects_,
-                                    ctx);
+        return send_error_and_close(CloseReason::kReadError, ErrorKind::kReadError,
+                                    new_command ? std::uint8_t{1} : client_expects_, ctx);
       }
       case Kind::kNeedMore:
         if (pos == end && !p.cframer->has_pending()) {

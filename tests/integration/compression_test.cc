@@ -94,6 +94,33 @@ TEST_CASE(
   CHECK(r.rows()[0][0] == "after");
 }
 
+// A client frame sluice cannot inflate: mysqld would just close; sluice says
+// why (1158), at the sequence id the client expects for its command's
+// answer, in a stored frame, then closes. Nothing reaches the server.
+TEST_CASE(
+    "compression: a client frame that cannot be inflated gets 1158 at seq 1, then the close") {
+  MariaDbServer server;
+  Target target(server);
+  if (target.direct()) {
+    MESSAGE("direct mode: the ERR is sluice's (mysqld closes without one)");
+    return;
+  }
+  MysqlConn monitor(server.socket_options());
+  auto client = limits::raw_login(target.port(), CLIENT_COMPRESS);
+  const long long before = limits::server_bytes_from_others(monitor);
+  using limits::le;
+  const std::string garbage(40, '\x5a');
+  REQUIRE(client->send_raw(le(garbage.size(), 3) + std::string(1, '\0') + le(100, 3) + garbage));
+  const Packet err = limits::read_stored_packet(*client, 1);
+  CHECK(err.seq == 1);
+  const auto parsed = parse_err(err);
+  REQUIRE(parsed.has_value());
+  CHECK(parsed->code == 1158);
+  CHECK(parsed->sqlstate == "08S01");
+  limits::expect_closed(*client);
+  CHECK(limits::server_bytes_from_others(monitor) == before);
+}
+
 // An idle compressed session holds no inflate state: a worker's sessions
 // share one scratch, and zlib's state and window (about 40 KiB each way) are
 // lent only while a deflated frame is open. They used to stay with the
