@@ -126,7 +126,7 @@ TEST_CASE(
 // lent only while a deflated frame is open. They used to stay with the
 // session: 77 KiB per idle session after a result like this one, against
 // under 2 KiB for a plain session.
-TEST_CASE("compression: idle compressed sessions cost sluice under 10 KiB each") {
+TEST_CASE("compression: idle compressed sessions cost sluice under 10 KiB of RSS each") {
   MariaDbServer server;
   Target target(server, {.top = {{"workers", "1"}}});
   if (target.direct()) {
