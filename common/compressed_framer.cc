@@ -65,10 +65,11 @@ CompressedFramer::Event CompressedFramer::next(const std::uint8_t* data, std::si
 CompressedFramer::Event CompressedFramer::step_scratch() {
   Event ev;
   const bool in_payload = inner_.payload_left() > 0;
-  const FrameEvent in = inner_.next(scratch_.data() + scratch_pos_, scratch_len_ - scratch_pos_);
+  const FrameEvent in =
+      inner_.next(workspace_.scratch.data() + scratch_pos_, scratch_len_ - scratch_pos_);
   if (in_payload && prefix_len_ < kPrefix) {
     const std::size_t keep = std::min(kPrefix - prefix_len_, in.consumed);
-    std::memcpy(prefix_.data() + prefix_len_, scratch_.data() + scratch_pos_, keep);
+    std::memcpy(prefix_.data() + prefix_len_, workspace_.scratch.data() + scratch_pos_, keep);
     prefix_len_ += keep;
   }
   scratch_pos_ += in.consumed;
@@ -93,8 +94,8 @@ CompressedFramer::Event CompressedFramer::step_payload(const std::uint8_t* data,
   }
   if (!compressed_) {
     // Stored as is: the bytes are the inner stream.
-    const std::size_t n = std::min(take, scratch_.size());
-    std::memcpy(scratch_.data(), data, n);
+    const std::size_t n = std::min(take, kScratch);
+    std::memcpy(workspace_.scratch.data(), data, n);
     scratch_pos_ = 0;
     scratch_len_ = n;
     outer_left_ -= static_cast<std::uint32_t>(n);
@@ -103,11 +104,11 @@ CompressedFramer::Event CompressedFramer::step_payload(const std::uint8_t* data,
   }
   z_->next_in = const_cast<Bytef*>(data);
   z_->avail_in = static_cast<uInt>(take);
-  z_->next_out = scratch_.data();
-  z_->avail_out = static_cast<uInt>(scratch_.size());
+  z_->next_out = workspace_.scratch.data();
+  z_->avail_out = static_cast<uInt>(kScratch);
   const int rc = inflate(z_, Z_NO_FLUSH);
   const std::size_t used = take - z_->avail_in;
-  const std::size_t produced = scratch_.size() - z_->avail_out;
+  const std::size_t produced = kScratch - z_->avail_out;
   outer_left_ -= static_cast<std::uint32_t>(used);
   ev.consumed = used;
   if ((rc != Z_OK && rc != Z_STREAM_END && rc != Z_BUF_ERROR) || produced > uncomp_left_) {

@@ -72,8 +72,7 @@ class CompressedFramer {
     FrameEvent inner;                 // kInner: kHeader or kPacketEnd of an inner packet
   };
 
-  explicit CompressedFramer(Workspace& workspace)
-      : workspace_(workspace), scratch_(workspace.scratch) {}
+  explicit CompressedFramer(Workspace& workspace) : workspace_(workspace) {}
   ~CompressedFramer();
   CompressedFramer(const CompressedFramer&) = delete;
   CompressedFramer& operator=(const CompressedFramer&) = delete;
@@ -118,7 +117,6 @@ class CompressedFramer {
   bool frame_open_ = false;        // a header was read and kOuterEnd is owed
   Workspace& workspace_;
   z_stream* z_ = nullptr;  // lent by the workspace while a deflated frame is open
-  std::array<std::uint8_t, kScratch>& scratch_;
   std::size_t scratch_pos_ = 0;
   std::size_t scratch_len_ = 0;
   Framer inner_;
