@@ -136,19 +136,6 @@ void stream_until_closed(int port, const std::string& chunk, StreamOutcome* out)
   out->seconds = seconds_since(start);
 }
 
-double buffered_bytes(int metrics_port) {
-  return metric_value(http_get(metrics_port), "sluice_buffered_bytes");
-}
-
-bool wait_buffered_zero(int metrics_port, std::chrono::seconds timeout) {
-  const auto deadline = Clock::now() + timeout;
-  while (buffered_bytes(metrics_port) != 0) {
-    if (Clock::now() > deadline) return false;
-    std::this_thread::sleep_for(50ms);
-  }
-  return true;
-}
-
 // What a refusal for memory_limit moves: its own family, by direction, and
 // (which it must not move) the oversized and rejected-connection families.
 struct MemoryRefusals {

@@ -5,6 +5,9 @@
 
 #include <fstream>
 #include <stdexcept>
+#include <thread>
+
+#include "tests/support/metrics_scrape.h"
 
 namespace sluice::test::limits {
 
@@ -77,6 +80,19 @@ Packet read_stored_packet(RawMysqlClient& client, std::uint8_t comp_seq) {
   packet.frames = 1;
   packet.payload = inner.substr(4);
   return packet;
+}
+
+double buffered_bytes(int metrics_port) {
+  return metric_value(http_get(metrics_port), "sluice_buffered_bytes");
+}
+
+bool wait_buffered_zero(int metrics_port, std::chrono::seconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (buffered_bytes(metrics_port) != 0) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return true;
 }
 
 std::unique_ptr<RawMysqlClient> raw_login(int port, std::uint32_t extra_capabilities) {

@@ -82,6 +82,11 @@ bool wait_server_sessions(MysqlConn& monitor, int sessions, std::chrono::seconds
 // Bytes the server has read from every connection but the monitor's (see lifecycle_test.cc).
 long long server_bytes_from_others(MysqlConn& monitor);
 
+// sluice_buffered_bytes now, and whether it comes back to 0 within `timeout`
+// (a closing session lets its buffers go after its linger).
+double buffered_bytes(int metrics_port);
+bool wait_buffered_zero(int metrics_port, std::chrono::seconds timeout);
+
 // A line of /proc/<pid>/status in KiB ("VmRSS", "VmHWM"), -1 when unreadable.
 long proc_status_kib(pid_t pid, const std::string& field);
 
